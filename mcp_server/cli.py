@@ -1,0 +1,107 @@
+"""Command line: `ml-lab-mcp [--transport stdio|streamable-http] ...`. Logs go to stderr only."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from tools import __version__
+from tools.config import LabConfig, Limits, default_output_dir
+
+
+def _env_paths(name: str) -> list[str]:
+    value = os.environ.get(name, "")
+    return [p for p in value.split(os.pathsep) if p]
+
+
+def parse_limits(items: list[str]) -> Limits:
+    """--limit NAME=VALUE, validated by the Limits model (unknown names and bad values are errors)."""
+    values: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"ml-lab-mcp: --limit expects NAME=VALUE, got {item!r}")
+        values[name.strip()] = value.strip()
+    try:
+        return Limits(**values)
+    except Exception as exc:
+        names = ", ".join(Limits.model_fields)
+        raise SystemExit(f"ml-lab-mcp: bad --limit: {exc}\nknown limits: {names}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ml-lab-mcp",
+        description="ml-lab-mcp: a hands-on deep-learning lab (real PyTorch tools) served over MCP.",
+    )
+    p.add_argument("--version", action="version", version=f"ml-lab-mcp {__version__}")
+    p.add_argument("--transport", choices=["stdio", "streamable-http"], default="stdio", help="default: stdio")
+    p.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
+    p.add_argument(
+        "--auth-token",
+        default=os.environ.get("ML_LAB_AUTH_TOKEN"),
+        help="bearer token required on every HTTP request (env ML_LAB_AUTH_TOKEN); required off loopback",
+    )
+    p.add_argument("--stateless", action="store_true", help="HTTP: stateless mode, for replicas behind a load balancer")
+    p.add_argument(
+        "--output-dir",
+        default=None,
+        help="where tools write files (env ML_LAB_OUTPUT_DIR; default: the per-user data folder)",
+    )
+    p.add_argument(
+        "--allow-dir",
+        action="append",
+        default=None,
+        help="folder tools may read images from; repeatable (env ML_LAB_ALLOWED_DIRS, %r-separated; "
+        "default: the working directory and the output dir)" % os.pathsep,
+    )
+    p.add_argument(
+        "--model-dir",
+        action="append",
+        default=None,
+        help="a diffusers Stable Diffusion folder for generate_image; repeatable (env ML_LAB_MODEL_DIRS)",
+    )
+    p.add_argument(
+        "--limit",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a cap, e.g. --limit max_pixels=20000000; repeatable. Names: " + ", ".join(Limits.model_fields),
+    )
+    p.add_argument("--log-level", default=os.environ.get("ML_LAB_LOG_LEVEL", "INFO"), help="stderr log level")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> LabConfig:
+    output_dir = Path(args.output_dir) if args.output_dir else default_output_dir()
+    allowed = args.allow_dir if args.allow_dir is not None else (_env_paths("ML_LAB_ALLOWED_DIRS") or [os.getcwd()])
+    models = args.model_dir if args.model_dir is not None else _env_paths("ML_LAB_MODEL_DIRS")
+    return LabConfig.create(output_dir, allowed, models, parse_limits(args.limit))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        stream=sys.stderr, level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    cfg = config_from_args(args)
+    from mcp_server.server import build_server
+
+    mcp = build_server(cfg)
+    logging.getLogger("ml_lab_mcp").info(
+        "ml-lab-mcp %s: transport=%s output=%s allowed=%s",
+        __version__,
+        args.transport,
+        cfg.output_dir,
+        [str(p) for p in cfg.allowed_dirs],
+    )
+    if args.transport == "stdio":
+        mcp.run("stdio")
+        return 0
+    from mcp_server.http import run_http
+
+    return run_http(mcp, args)

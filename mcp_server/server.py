@@ -1,0 +1,64 @@
+"""Build the MCPServer: tools, resources, prompts. Nothing heavy is imported here."""
+
+from __future__ import annotations
+
+import importlib
+import mimetypes
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError
+
+from tools import __version__
+from tools.common import InvalidArgument
+from tools.config import LabConfig
+from tools.paths import OUTPUT_URI_PREFIX, resolve_output_uri
+
+INSTRUCTIONS = """\
+ml-lab-mcp is a hands-on deep-learning lab backed by real PyTorch computation.
+- tensorize_image: show what an image looks like as a tensor (shape, values, channels, normalization).
+- train_toy_mlp: train a small neural network on 2-D toy data (TensorFlow-Playground style) and compare variants.
+- generate_image: text-to-image (and image-to-image) with a real latent diffusion pipeline, offline.
+- explain_concept: explain a deep-learning concept in English and/or Chinese, with a live demo.
+Results carry numbers (structured content) and pictures; files are saved under the server's output folder
+and exposed as mllab://outputs/... resources that later calls can reuse (e.g. as init_image).
+"""
+
+# One module per tool family; each has `register(mcp, cfg)`.
+_REGISTRARS = (
+    "mcp_server.tool_tensorize",
+    "mcp_server.tool_explain",
+    "mcp_server.tool_train",
+    "mcp_server.tool_generate",
+)
+
+
+def build_server(cfg: LabConfig, registrars: tuple[str, ...] = _REGISTRARS) -> MCPServer:
+    mcp = MCPServer(
+        name="ml-lab-mcp",
+        title="ML Lab",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        description="A hands-on deep-learning lab: real PyTorch tools for tensors, training, diffusion and concepts.",
+    )
+    for module_name in registrars:
+        importlib.import_module(module_name).register(mcp, cfg)
+    _register_outputs(mcp, cfg)
+    return mcp
+
+
+def _register_outputs(mcp: MCPServer, cfg: LabConfig) -> None:
+    @mcp.resource(
+        OUTPUT_URI_PREFIX + "{category}/{name}",
+        name="output_file",
+        title="A file this server wrote",
+        description="Images, tensors, run metrics and weights saved by earlier tool calls.",
+    )
+    def read_output(category: str, name: str) -> str | bytes:
+        try:
+            path = resolve_output_uri(f"{OUTPUT_URI_PREFIX}{category}/{name}", cfg, "uri")
+        except InvalidArgument as exc:
+            raise ResourceError(str(exc)) from None
+        mime, _ = mimetypes.guess_type(path.name)
+        if mime in ("application/json", "text/plain") or path.suffix in (".json", ".txt", ".md"):
+            return path.read_text(encoding="utf-8")
+        return path.read_bytes()

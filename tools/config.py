@@ -1,0 +1,72 @@
+"""Configuration in one place: folders and every cap a tool enforces.
+
+The CLI (and env variables) fill a `LabConfig`; tools read it. Each limit is documented in the
+README and overridable with `--limit NAME=VALUE`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Limits(BaseModel):
+    """Caps that keep a call bounded in memory and time. All overridable at start-up."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    max_pixels: int = Field(40_000_000, ge=1, description="Largest image (width x height) decoded from any input.")
+    max_base64_bytes: int = Field(
+        30 * 1024 * 1024, ge=1, description="Largest base64 / data: URI image argument, in characters."
+    )
+    max_file_bytes: int = Field(200 * 1024 * 1024, ge=1, description="Largest image file read from disk.")
+    max_samples: int = Field(5000, ge=10, description="train_toy_mlp: most data points (n_samples or custom points).")
+    max_train_work: int = Field(
+        2_000_000, ge=1, description="train_toy_mlp: cap on epochs x training samples x runs (variants)."
+    )
+    max_variants: int = Field(6, ge=1, description="train_toy_mlp: most variants compared in one call.")
+    default_time_budget_s: float = Field(20.0, gt=0, description="Default wall-clock budget of a training call.")
+    max_time_budget_s: float = Field(55.0, gt=0, description="Largest time budget a caller may ask for.")
+    max_steps: int = Field(100, ge=1, description="generate_image: most denoising steps.")
+    max_images: int = Field(4, ge=1, description="generate_image: most images per call.")
+    max_generate_pixels: int = Field(1024 * 1024, ge=1, description="generate_image: largest width x height.")
+
+
+class LabConfig(BaseModel):
+    """Where tools may read, where they write, which user models exist, and the limits."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    output_dir: Path
+    allowed_dirs: list[Path]
+    model_dirs: list[Path] = Field(default_factory=list)
+    limits: Limits = Field(default_factory=Limits)
+
+    @classmethod
+    def create(
+        cls,
+        output_dir: Path | str,
+        allowed_dirs: list[Path | str] | None = None,
+        model_dirs: list[Path | str] | None = None,
+        limits: Limits | None = None,
+    ) -> LabConfig:
+        """Resolve folders (symlinks included) and make the output dir. The output dir is always readable."""
+        out = Path(output_dir).expanduser().resolve()
+        out.mkdir(parents=True, exist_ok=True)
+        allowed = [Path(p).expanduser().resolve() for p in (allowed_dirs or [])]
+        if out not in allowed:
+            allowed.append(out)
+        models = [Path(p).expanduser().resolve() for p in (model_dirs or [])]
+        return cls(output_dir=out, allowed_dirs=allowed, model_dirs=models, limits=limits or Limits())
+
+
+def default_output_dir() -> Path:
+    """The per-user data folder (e.g. ~/.local/share/ml-lab-mcp/outputs), or $ML_LAB_OUTPUT_DIR."""
+    env = os.environ.get("ML_LAB_OUTPUT_DIR")
+    if env:
+        return Path(env)
+    from platformdirs import user_data_path
+
+    return user_data_path("ml-lab-mcp", appauthor=False) / "outputs"
