@@ -1,0 +1,47 @@
+"""The design card, enforced: tools/ never imports mcp; start-up never imports the heavy libraries."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+HEAVY = ("torch", "diffusers", "transformers", "matplotlib")
+
+
+def _run(code: str) -> str:
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_tools_package_imports_no_mcp_module():
+    out = _run(
+        "import importlib, pkgutil, sys, json, tools\n"
+        "names = [m.name for m in pkgutil.walk_packages(tools.__path__, 'tools.')]\n"
+        "for n in names: importlib.import_module(n)\n"
+        "print(json.dumps({'modules': names, 'mcp': sorted(m for m in sys.modules if m == 'mcp' or m.startswith('mcp.'))}))"
+    )
+    data = json.loads(out)
+    assert len(data["modules"]) >= 5, data["modules"]
+    assert data["mcp"] == []
+
+
+def test_building_the_server_imports_no_heavy_library(tmp_path):
+    out = _run(
+        "import sys, json\n"
+        "from tools.config import LabConfig\n"
+        "from mcp_server.server import build_server\n"
+        f"build_server(LabConfig.create({str(tmp_path / 'out')!r}, [{str(tmp_path)!r}]))\n"
+        f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
+    )
+    assert json.loads(out) == []
+
+
+def test_tool_modules_import_no_heavy_library():
+    out = _run(
+        "import importlib, pkgutil, sys, json, tools\n"
+        "for m in pkgutil.walk_packages(tools.__path__, 'tools.'): importlib.import_module(m.name)\n"
+        f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
+    )
+    assert json.loads(out) == []
