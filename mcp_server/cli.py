@@ -88,6 +88,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         stream=sys.stderr, level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if args.transport != "stdio":
+        from mcp_server.http import check_bind
+
+        problem = check_bind(args.host, args.auth_token)
+        if problem:  # refuse before loading anything
+            print(problem, file=sys.stderr)
+            return 2
     cfg = config_from_args(args)
     from mcp_server.server import build_server
 

@@ -1,30 +1,163 @@
-"""Streamable HTTP transport. Loopback by default; any other bind address requires a bearer token."""
+"""Streamable HTTP transport.
+
+Binds 127.0.0.1 by default. Any other bind address requires a bearer token (`--auth-token` or env
+ML_LAB_AUTH_TOKEN), which is then checked on every request by a plain ASGI middleware (constant-time
+compare; 401 without it). Responses stream as server-sent events, never JSON-only, so progress
+notifications reach the client. `--stateless` runs without sessions, for replicas behind a load balancer.
+"""
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import hmac
 import ipaddress
+import json
+import logging
 import sys
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
+MCP_PATH = "/mcp"
+MIN_TOKEN_CHARS = 16
+
+log = logging.getLogger("ml_lab_mcp.http")
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (127.0.0.0/8, ::1, 'localhost')."""
+    if host.lower() == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
 
 
-def run_http(mcp: MCPServer, args: argparse.Namespace) -> int:
-    if not _is_loopback(args.host) and not args.auth_token:
-        print(
-            f"ml-lab-mcp: binding {args.host} (not loopback) requires --auth-token or ML_LAB_AUTH_TOKEN",
-            file=sys.stderr,
+def _digest(value: bytes) -> bytes:
+    # Comparing fixed-length digests keeps the compare constant-time and hides the token's length.
+    return hashlib.sha256(value).digest()
+
+
+class BearerTokenMiddleware:
+    """Refuse every HTTP request whose `Authorization` header is not `Bearer <token>` (401).
+
+    Pure ASGI (no response buffering), so streamed SSE responses pass through untouched.
+    Lifespan events pass through so the session manager starts and stops normally.
+    """
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        if not token:
+            raise ValueError("BearerTokenMiddleware needs a non-empty token")
+        self.app = app
+        self._expected = _digest(token.encode("utf-8"))
+
+    def authorized(self, scope: Scope) -> bool:
+        values = [v for k, v in scope.get("headers", []) if k.lower() == b"authorization"]
+        if len(values) != 1:
+            return False
+        scheme, _, credentials = values[0].partition(b" ")
+        if scheme.lower() != b"bearer":
+            return False
+        return hmac.compare_digest(_digest(credentials.strip()), self._expected)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or self.authorized(scope):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        body = json.dumps(
+            {
+                "jsonrpc": "2.0",
+                "id": None,
+                "error": {"code": -32001, "message": "Unauthorized: send 'Authorization: Bearer <token>'"},
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"www-authenticate", b'Bearer realm="ml-lab-mcp"'),
+                ],
+            }
         )
+        await send({"type": "http.response.body", "body": body})
+
+
+def build_http_app(
+    mcp: MCPServer, *, host: str = "127.0.0.1", token: str | None = None, stateless: bool = False
+) -> ASGIApp:
+    """The streamable HTTP ASGI app at /mcp, behind the bearer-token check when a token is given."""
+    # json_response stays False: SSE streams carry progress notifications; JSON-only responses drop them.
+    app: ASGIApp = mcp.streamable_http_app(
+        streamable_http_path=MCP_PATH, json_response=False, stateless_http=stateless, host=host
+    )
+    if token:
+        app = BearerTokenMiddleware(app, token)
+    return app
+
+
+def normalize_token(token: str | None) -> str | None:
+    """Surrounding whitespace dropped; empty means no token."""
+    token = (token or "").strip()
+    return token or None
+
+
+def check_bind(host: str, token: str | None) -> str | None:
+    """An error message when this host/token combination must not start, else None."""
+    if not is_loopback(host) and not normalize_token(token):
+        return (
+            f"ml-lab-mcp: binding {host} (not loopback) requires a bearer token: "
+            "pass --auth-token or set ML_LAB_AUTH_TOKEN"
+        )
+    return None
+
+
+def run_http(mcp: MCPServer, args: argparse.Namespace) -> int:
+    token = normalize_token(args.auth_token)
+    problem = check_bind(args.host, token)
+    if problem:
+        print(problem, file=sys.stderr)
         return 2
-    # TODO(launch issue): bearer-token middleware on every request.
-    mcp.run("streamable-http", host=args.host, port=args.port, stateless_http=args.stateless)
-    return 0
+    if token and len(token) < MIN_TOKEN_CHARS:
+        log.warning(
+            "the auth token is short (%d chars); use at least %d random characters",
+            len(token),
+            MIN_TOKEN_CHARS,
+        )
+    import uvicorn
+
+    app = build_http_app(mcp, host=args.host, token=token, stateless=args.stateless)
+    url_host = f"[{args.host}]" if ":" in args.host else args.host
+    log.info(
+        "streamable HTTP on http://%s:%d%s (%s, %s)",
+        url_host,
+        args.port,
+        MCP_PATH,
+        "bearer token required" if token else "no token: loopback only",
+        "stateless" if args.stateless else "sessions",
+    )
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=str(getattr(args, "log_level", "info")).lower(),
+        access_log=False,
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    server.run()
+    return 0 if server.started else 1
