@@ -23,6 +23,19 @@ from typing import Any
 EXPECTED_TOOLS = ("tensorize_image", "explain_concept", "train_toy_mlp", "generate_image")
 INSPECTOR_PACKAGE = "@modelcontextprotocol/inspector"
 INSPECTOR_VERSION = os.environ.get("ML_LAB_INSPECTOR_VERSION", "0.15.0")
+# .ci/launch-test sets this: then a missing tool (uv, npm, the Inspector) fails the tests instead of skipping.
+REQUIRED = os.environ.get("ML_LAB_LAUNCH_TESTS") == "1"
+
+
+def need(condition: object, what: str) -> None:
+    """Fail when the launch tests were asked for (ML_LAB_LAUNCH_TESTS=1), skip otherwise."""
+    import pytest
+
+    if condition:
+        return
+    if REQUIRED:
+        pytest.fail(f"ML_LAB_LAUNCH_TESTS=1 but {what}")
+    pytest.skip(what)
 
 
 def tiny_png_data_uri(size: int = 8) -> str:
