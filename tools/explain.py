@@ -210,7 +210,8 @@ class ExplainResult(BaseModel):
 def normalize(text: str) -> str:
     """Case-, width-, space- and punctuation-insensitive key: 'Residual-Connection' -> 'residualconnection'."""
     text = unicodedata.normalize("NFKC", text).casefold()
-    return "".join(ch for ch in text if ch.isalnum())
+    key = "".join(ch for ch in text if ch.isalnum())
+    return key or "".join(text.split())  # symbol-only names such as ∇ or ∂ keep their symbols
 
 
 def _tokens(text: str) -> list[str]:
@@ -293,32 +294,31 @@ def _strip_question(query: str) -> str:
     return stripped if normalize(stripped) else query
 
 
-def _token_score(q_tokens: list[str], c_tokens: set[str], idf: dict[str, float], default_idf: float) -> float:
-    """Share of the query's (idf-weighted) words that the concept's names cover; near-miss words count partly."""
-    total = covered = 0.0
-    for t in q_tokens:
-        w = idf.get(t, default_idf / 2)  # a word no concept uses says little about which concept is meant
-        total += w
-        if t in c_tokens:
-            covered += w
-        elif len(t) >= 4:
-            best = max(
-                (difflib.SequenceMatcher(None, t, u).ratio() for u in c_tokens if abs(len(u) - len(t)) <= 2),
-                default=0.0,
-            )
-            if best >= 0.8:
-                covered += w * best
-    return covered / total if total else 0.0
+def _near_words(kb: KnowledgeBase, token: str) -> dict[str, float]:
+    """Vocabulary words equal or close to a query word (a typo): word -> similarity in [0.8, 1]."""
+    if token in kb.idf:
+        return {token: 1.0}
+    if len(token) < 4:
+        return {}
+    sm = difflib.SequenceMatcher(None, autojunk=False)
+    sm.set_seq2(token)
+    near = {}
+    for word in kb.idf:
+        if abs(len(word) - len(token)) > 2:
+            continue
+        sm.set_seq1(word)
+        if sm.real_quick_ratio() >= 0.8 and sm.quick_ratio() >= 0.8 and (r := sm.ratio()) >= 0.8:
+            near[word] = r
+    return near
 
 
-def _char_score(q: str, keys: list[str]) -> float:
-    """Best character similarity of the query with one of the names; a name inside the query counts."""
+def _char_score(sm: difflib.SequenceMatcher, keys: list[str]) -> float:
+    """Best character similarity of the query (seq2 of `sm`) with one of the concept's names."""
     best = 0.0
     for k in keys:
-        sm = difflib.SequenceMatcher(None, q, k)
-        if sm.real_quick_ratio() <= best:
-            continue
-        best = max(best, sm.ratio())
+        sm.set_seq1(k)
+        if sm.real_quick_ratio() > best and sm.quick_ratio() > best:
+            best = max(best, sm.ratio())
     return best
 
 
@@ -341,13 +341,24 @@ def rank(query: str, limit: int = 5) -> list[tuple[str, float]]:
 
 
 def _fuzzy(kb: KnowledgeBase, query: str) -> list[tuple[str, float]]:
-    q = normalize(query)
+    """Score = 0.6 x share of the query's (idf-weighted) words a concept's names cover + 0.4 x character similarity."""
     q_tokens = _tokens(query)
     default_idf = math.log(1 + len(kb.concepts))
+    # a word no concept uses says little about which concept is meant: half weight
+    weights = [kb.idf.get(t, default_idf / 2) for t in q_tokens]
+    near = [_near_words(kb, t) for t in q_tokens]
+    total = sum(weights)
+    sm = difflib.SequenceMatcher(None, autojunk=False)
+    sm.set_seq2(normalize(query))
     scored = []
     for cid, keys in kb.keys.items():
-        tok = _token_score(q_tokens, kb.tokens[cid], kb.idf, default_idf)
-        char = _char_score(q, keys)
+        toks = kb.tokens[cid]
+        covered = sum(
+            w * max((sim for u, sim in nw.items() if u in toks), default=0.0)
+            for w, nw in zip(weights, near, strict=True)
+        )
+        tok = covered / total if total else 0.0
+        char = _char_score(sm, keys)
         scored.append((cid, round(min(0.98, 0.6 * tok + 0.4 * char if tok > 0 else 0.9 * char), 4)))
     scored.sort(key=lambda x: (-x[1], x[0]))
     return scored
