@@ -17,9 +17,9 @@ from tools.common import InvalidArgument
 
 
 class DemoText(BaseModel):
-    en: str | None = Field(None, description="English text (absent when only Chinese was asked for).")
+    en: str | None = Field(None, description="English text (null when only Chinese was asked for).")
     zh: str | None = Field(
-        None, description="Simplified Chinese text (absent when only English was asked for)."
+        None, description="Simplified Chinese text (null when only English was asked for)."
     )
 
 
@@ -394,7 +394,7 @@ def _descend(lr: float, steps: int, x0: float) -> tuple[list[float], str]:
 
 
 def _gradient_descent_demo(p: DemoParams) -> tuple[DemoResult, bytes | None]:
-    rates = [p.learning_rate] if p.learning_rate is not None else [0.1, 0.9, 1.1]
+    rates = [p.learning_rate] if p.learning_rate is not None else [0.05, 0.4, 0.9, 1.05]
     runs = []
     for lr in rates:
         path, status = _descend(lr, p.steps, p.start_x)

@@ -131,7 +131,7 @@ class ExplainInput(BaseModel):
         gt=0,
         le=10,
         allow_inf_nan=False,
-        description="gradient_descent demo: the step size on f(x)=x² (default compares 0.1, 0.9, 1.1; above 1 "
+        description="gradient_descent demo: the step size on f(x)=x² (default compares 0.05 slow, 0.4 fast, 0.9 oscillating, 1.05 diverging; above 1 "
         "diverges); chain_rule demo: the step size of one update (default 0.1).",
     )
     steps: int = Field(20, ge=1, le=200, description="gradient_descent demo: number of steps.")
@@ -148,9 +148,9 @@ class ExplainInput(BaseModel):
 
 
 class Text(BaseModel):
-    en: str | None = Field(None, description="English text (absent when only Chinese was asked for).")
+    en: str | None = Field(None, description="English text (null when only Chinese was asked for).")
     zh: str | None = Field(
-        None, description="Simplified Chinese text (absent when only English was asked for)."
+        None, description="Simplified Chinese text (null when only English was asked for)."
     )
 
 
@@ -392,31 +392,26 @@ def _both(t: Text | DemoText | None, sep: str = " / ") -> str:
     return sep.join(x for x in (t.en, t.zh) if x)
 
 
+_MD_LABELS = {
+    "en": ("English", "Summary", "Explanation", "Analogy", "Pitfalls"),
+    "zh": ("中文", "一句话", "解释", "类比", "常见误区"),
+}
+
+
 def concept_markdown(concept: Concept, language: str = "both") -> str:
     """The concept as markdown (the concept://{id} resource uses both languages)."""
     kb = load_kb()
     langs = ["en", "zh"] if language == "both" else [language]
-    heading = {"en": "", "zh": ""}
-    label = {
-        "en": ("Summary", "Explanation", "Analogy", "Pitfalls"),
-        "zh": ("一句话", "解释", "类比", "常见误区"),
-    }
     lines = [f"# {concept.names.en} / {concept.names.zh}", ""]
-    aliases = [*concept.aliases_en, *concept.aliases_zh]
-    if aliases:
-        lines += [f"*Also: {', '.join(aliases)}* · id `{concept.id}` · {concept.category}", ""]
+    aliases = ", ".join([*concept.aliases_en, *concept.aliases_zh])
+    lines += [f"*id `{concept.id}` · {concept.category}" + (f" · also: {aliases}*" if aliases else "*"), ""]
     for lang in langs:
-        s, e, a, p = label[lang]
-        lines += [f"## {heading[lang] or ('English' if lang == 'en' else '中文')}", ""]
-        lines += [
-            f"**{s}**: {getattr(concept.summary, lang)}",
-            "",
-            f"**{e}**: {getattr(concept.explanation, lang)}",
-            "",
-        ]
-        lines += [f"**{a}**: {getattr(concept.analogy, lang)}", ""]
+        heading, summary, explanation, analogy, pitfalls = _MD_LABELS[lang]
+        lines += [f"## {heading}", "", f"**{summary}**: {getattr(concept.summary, lang)}", ""]
+        lines += [f"**{explanation}**: {getattr(concept.explanation, lang)}", ""]
+        lines += [f"**{analogy}**: {getattr(concept.analogy, lang)}", ""]
         if concept.pitfalls:
-            lines += [f"**{p}**:"] + [f"- {getattr(x, lang)}" for x in concept.pitfalls] + [""]
+            lines += [f"**{pitfalls}**:", *(f"- {getattr(x, lang)}" for x in concept.pitfalls), ""]
     if concept.formula:
         lines += ["## Formula / 公式", "", f"$$ {concept.formula} $$", ""]
     lines += ["## Code / 代码", "", "```python", concept.snippet.rstrip(), "```", ""]
@@ -431,7 +426,9 @@ def concept_markdown(concept: Concept, language: str = "both") -> str:
             f"`{t.tool}({json.dumps(t.arguments, ensure_ascii=False)})`",
             "",
         ]
-        lines += [f"- {getattr(t.what_to_look_for, lang)}" for lang in langs] + [""]
+        lines += [f"- {getattr(t.what_to_look_for, lang)}" for lang in langs]
+    if concept.demo:
+        lines += ["", f"Live demo / 实时演示: `explain_concept` computes `{concept.demo}` with torch."]
     return "\n".join(lines).rstrip() + "\n"
 
 

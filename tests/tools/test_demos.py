@@ -105,10 +105,15 @@ def test_gradient_descent_on_x_squared_follows_the_closed_form(lr, status):
     assert run["x_first_steps"] == pytest.approx([4.0 * (1 - 2 * lr) ** k for k in range(8)], abs=1e-6)
 
 
-def test_gradient_descent_default_compares_a_good_an_oscillating_and_a_diverging_rate():
+def test_gradient_descent_default_compares_slow_fast_oscillating_and_diverging_rates():
     r = demo("gradient_descent")
-    assert [run["learning_rate"] for run in r.values["runs"]] == [0.1, 0.9, 1.1]
-    assert r.values["runs"][-1]["status"] == "diverged"
+    assert [run["learning_rate"] for run in r.values["runs"]] == [0.05, 0.4, 0.9, 1.05]
+    assert [run["status"] for run in r.values["runs"]] == [
+        "converging slowly",
+        "converged",
+        "oscillating, slowly converging",
+        "diverged",
+    ]
 
 
 def test_gradient_descent_stops_early_on_explosion_without_overflow():
