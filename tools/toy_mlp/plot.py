@@ -1,0 +1,120 @@
+"""The picture: per run, the decision boundary (or regression surface) with the points, and the loss curves."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from tools.images import figure_to_png, new_figure
+from tools.toy_mlp import data
+from tools.toy_mlp.model import MLP, prediction
+
+GRID = 80  # heatmap resolution per side
+# The playground's colours: orange for class 0 / negative, blue for class 1 / positive.
+ORANGE, BLUE = "#f59322", "#0877bd"
+
+
+def _colormap():
+    from matplotlib.colors import LinearSegmentedColormap
+
+    return LinearSegmentedColormap.from_list("playground", [ORANGE, "#e8eaeb", BLUE])
+
+
+def _extent(xy: torch.Tensor, custom: bool) -> tuple[float, float, float, float]:
+    if not custom:
+        return (-data.EXTENT, data.EXTENT, -data.EXTENT, data.EXTENT)
+    lo, hi = xy.min(0).values, xy.max(0).values
+    pad = (hi - lo).clamp_min(1e-3) * 0.1
+    return (float(lo[0] - pad[0]), float(hi[0] + pad[0]), float(lo[1] - pad[1]), float(hi[1] + pad[1]))
+
+
+def draw(runs: list, xy_tr, y_tr, xy_te, y_te, task: str, custom: bool = False) -> bytes:
+    """runs: [(name, features, net, RunResult)]. Returns PNG bytes (about 340 x 500 px per run, 3 runs a row)."""
+    n = len(runs)
+    ncols = min(n, 3)
+    nrows = math.ceil(n / ncols)
+    fig, axes = new_figure(
+        2 * nrows, ncols, figsize=(3.4 * ncols, 5.0 * nrows), squeeze=False,
+        gridspec_kw={"height_ratios": [3.2, 1.5] * nrows, "hspace": 0.45, "wspace": 0.28},
+    )  # fmt: skip
+    x0, x1, y0, y1 = ext = _extent(torch.cat([xy_tr, xy_te]), custom)
+    gx, gy = torch.meshgrid(
+        torch.linspace(x0, x1, GRID, dtype=torch.float64),
+        torch.linspace(y0, y1, GRID, dtype=torch.float64),
+        indexing="xy",
+    )
+    grid = torch.stack([gx.reshape(-1), gy.reshape(-1)], 1)
+    cmap = _colormap()
+    if task == "classification":
+        vmin, vmax = 0.0, 1.0
+    else:
+        m = float(torch.cat([y_tr, y_te]).abs().max()) or 1.0
+        vmin, vmax = -m, m
+    finite_losses = [
+        v for *_, res in runs for v in res.history.train_loss + res.history.test_loss if v is not None
+    ]
+    log_y = bool(finite_losses) and min(finite_losses) > 0
+    for i, (name, features, net, res) in enumerate(runs):
+        row, col = 2 * (i // ncols), i % ncols
+        ax, lax = axes[row][col], axes[row + 1][col]
+        net: MLP
+        surface = prediction(net.predict(data.featurize(grid, features)), task).view(GRID, GRID)
+        surface = torch.nan_to_num(surface.float(), nan=(vmin + vmax) / 2)
+        ax.imshow(surface.numpy(), origin="lower", extent=ext, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+        for xy, y, edge in ((xy_tr, y_tr, "white"), (xy_te, y_te, "black")):
+            ax.scatter(
+                xy[:, 0],
+                xy[:, 1],
+                c=y.numpy(),
+                cmap=cmap,
+                vmin=vmin,
+                vmax=vmax,
+                s=9,
+                edgecolors=edge,
+                linewidths=0.4,
+            )
+        ax.set_xlim(x0, x1)
+        ax.set_ylim(y0, y1)
+        ax.tick_params(labelsize=7)
+        if res.test_accuracy is not None:
+            metric = f"test acc {res.test_accuracy:.1%}"
+        else:
+            metric = "test R² n/a" if res.test_r2 is None else f"test R² {res.test_r2:.3f}"
+        stop = "" if res.stop_reason == "completed" else f" [{res.stop_reason}]"
+        ax.set_title(f"{name}\n{metric}{stop}", fontsize=8)
+        h = res.history
+        lax.plot(
+            h.epochs,
+            [math.nan if v is None else v for v in h.train_loss],
+            color="#333333",
+            lw=1.2,
+            label="train",
+        )
+        lax.plot(
+            h.epochs,
+            [math.nan if v is None else v for v in h.test_loss],
+            color="#d62728",
+            lw=1.0,
+            ls="--",
+            label="test",
+        )
+        if log_y:
+            lax.set_yscale("log")
+        lax.tick_params(labelsize=7)
+        lax.set_xlabel("epoch", fontsize=7, labelpad=1)
+        lax.set_ylabel(res.loss_function, fontsize=7)
+        if i == 0:
+            lax.legend(fontsize=6, frameon=False)
+    loss_axes = [axes[2 * (i // ncols) + 1][i % ncols] for i in range(n)]
+    if finite_losses:
+        lo, hi = min(finite_losses), max(finite_losses)
+        for lax in loss_axes:
+            lax.set_ylim(
+                lo * 0.8 if log_y else lo - 0.05 * (hi - lo),
+                hi * 1.25 if log_y else hi + 0.05 * (hi - lo) + 1e-9,
+            )
+    for i in range(n, nrows * ncols):  # empty cells of the last row
+        axes[2 * (i // ncols)][i % ncols].axis("off")
+        axes[2 * (i // ncols) + 1][i % ncols].axis("off")
+    return figure_to_png(fig, dpi=100)

@@ -1,0 +1,206 @@
+"""The training loop: shuffled mini-batches, a fused optimizer step, a time budget, progress and cancellation."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from tools.common import Reporter
+from tools.toy_mlp.model import MLP, loss_grad, loss_value
+
+MOMENTUM = 0.9
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-8
+MAX_HISTORY = 200  # points kept per loss curve (plus epoch 0)
+POLL_S = 0.05  # cancellation is checked at least this often while training
+PROGRESS_S = 0.25  # at most four progress notifications a second
+
+
+def generator(seed: int, stream: int) -> torch.Generator:
+    """Independent, reproducible random streams per purpose (data, init, shuffling, dropout)."""
+    return torch.Generator().manual_seed(seed * 1000 + stream)
+
+
+class Optimizer:
+    """sgd | momentum | adam over the flat parameter tensor, with torch.optim's update rules.
+
+    Regularization adds rate * sign(w) (l1) or rate * w (l2) to the gradient of the weights (not biases).
+    """
+
+    def __init__(self, net: MLP, kind: str, lr: float, regularization: str = "none", rate: float = 0.0):
+        self.p, self.g, self.mask = net.params, net.grads, net.decay_mask
+        self.kind, self.lr, self.regularization, self.rate = kind, lr, regularization, rate
+        self.m = torch.zeros_like(self.p)  # momentum buffer / Adam's first moment
+        self.v = torch.zeros_like(self.p)  # Adam's second moment
+        self.t = 0
+
+    def step(self) -> None:
+        p, g = self.p, self.g
+        if self.regularization == "l2":
+            g.addcmul_(p, self.mask, value=self.rate)
+        elif self.regularization == "l1":
+            g.addcmul_(torch.sign(p), self.mask, value=self.rate)
+        if self.kind == "sgd":
+            p.add_(g, alpha=-self.lr)
+        elif self.kind == "momentum":
+            self.m.mul_(MOMENTUM).add_(g)
+            p.add_(self.m, alpha=-self.lr)
+        else:
+            self.t += 1
+            b1, b2 = ADAM_BETAS
+            self.m.lerp_(g, 1 - b1)
+            self.v.mul_(b2).addcmul_(g, g, value=1 - b2)
+            step_size = self.lr / (1 - b1**self.t)
+            denom = (self.v.sqrt() / math.sqrt(1 - b2**self.t)).add_(ADAM_EPS)
+            p.addcdiv_(self.m, denom, value=-step_size)
+
+
+@dataclass
+class Split:
+    """Feature matrices (N, F) and targets (N,) of the training and test sets."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    task: str
+
+
+@dataclass
+class Evaluation:
+    loss: float
+    accuracy: float | None = None
+    r2: float | None = None
+
+
+@dataclass
+class FitResult:
+    epochs: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    test_loss: list[float] = field(default_factory=list)
+    epochs_run: int = 0
+    wall_time_s: float = 0.0
+    stop_reason: str = "completed"  # completed | time_budget | diverged
+    stop_detail: str = ""
+    grad_start: list[float] = field(default_factory=list)
+    grad_end: list[float] = field(default_factory=list)
+    train: Evaluation | None = None
+    test: Evaluation | None = None
+
+
+def evaluate(net: MLP, x: torch.Tensor, y: torch.Tensor, task: str, loss: str) -> Evaluation:
+    out = net.predict(x)
+    value = float(loss_value(out, y, task, loss))
+    if task == "classification":
+        return Evaluation(value, accuracy=float(((out > 0) == (y > 0.5)).float().mean()))
+    ss_res = float(((out - y) ** 2).sum())
+    ss_tot = float(((y - y.mean()) ** 2).sum())
+    return Evaluation(value, r2=1.0 - ss_res / ss_tot if ss_tot > 0 else None)
+
+
+def gradient_norms(net: MLP, x: torch.Tensor, y: torch.Tensor, task: str, loss: str) -> list[float]:
+    """Frobenius norm of d loss / d W for each layer, on the whole training set, dropout off."""
+    out, cache = net.forward(x)
+    net.backward(cache, loss_grad(out, y, task, loss))
+    return [float(gW.norm()) for gW in net.gW]
+
+
+class Pacer:
+    """Checks cancellation every POLL_S seconds and sends progress at most every PROGRESS_S seconds."""
+
+    def __init__(self, reporter: Reporter, total_epochs: int):
+        self.reporter = reporter
+        self.total = total_epochs
+        self.done_before = 0  # epochs of earlier runs in this call
+        self.next_poll = 0.0
+        self.next_progress = 0.0
+
+    def poll(self, now: float, epoch: int, message: Callable[[], str]) -> None:
+        self.reporter.check_cancelled()
+        self.next_poll = now + POLL_S
+        if now >= self.next_progress:
+            self.next_progress = now + PROGRESS_S
+            self.reporter.progress(self.done_before + epoch, self.total, message())
+
+
+def _history_epochs(epochs: int) -> set[int]:
+    stride = max(1, math.ceil(epochs / MAX_HISTORY))
+    return {e for e in range(0, epochs + 1, stride)} | {epochs}
+
+
+def fit(
+    net: MLP,
+    opt: Optimizer,
+    data: Split,
+    *,
+    loss: str,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    deadline: float,
+    pacer: Pacer,
+    label: str = "",
+) -> FitResult:
+    """Train `net` in place. Stops at `epochs`, at `deadline` (time.perf_counter()), or on a non-finite loss."""
+    task, x, y = data.task, data.x_train, data.y_train
+    shuffle_gen, dropout_gen = generator(seed, 2), generator(seed, 3)
+    res = FitResult()
+    t0 = time.perf_counter()
+    res.grad_start = gradient_norms(net, x, y, task, loss)
+    keep = _history_epochs(epochs)
+
+    def record(epoch: int) -> bool:
+        train = float(loss_value(net.predict(x), y, task, loss))
+        test = float(loss_value(net.predict(data.x_test), data.y_test, task, loss))
+        res.epochs.append(epoch)
+        res.train_loss.append(train)
+        res.test_loss.append(test)
+        return math.isfinite(train) and math.isfinite(test)
+
+    def message() -> str:
+        last = res.train_loss[-1] if res.train_loss else float("nan")
+        return f"{label}epoch {res.epochs_run}/{epochs}, train loss {last:.4f}"
+
+    record(0)
+    n = x.shape[0]
+    drop = dropout_gen if net.dropout > 0 else None
+    for epoch in range(1, epochs + 1):
+        perm = torch.randperm(n, generator=shuffle_gen)
+        xs, ys = x[perm], y[perm]
+        for start in range(0, n, batch_size):
+            out, cache = net.forward(xs[start : start + batch_size], drop)
+            net.backward(cache, loss_grad(out, ys[start : start + batch_size], task, loss))
+            opt.step()
+            now = time.perf_counter()
+            if now >= pacer.next_poll:
+                pacer.poll(now, epoch - 1, message)
+                if now >= deadline:
+                    res.stop_reason = "time_budget"
+                    res.stop_detail = f"time budget reached during epoch {epoch} of {epochs}"
+                    break
+        if res.stop_reason == "time_budget":
+            break
+        res.epochs_run = epoch
+        finite = bool(torch.isfinite(net.params).all())
+        if finite and epoch in keep:
+            finite = record(epoch)
+        if not finite:
+            res.stop_reason = "diverged"
+            res.stop_detail = (
+                f"the loss or the weights became NaN or infinite at epoch {epoch}; "
+                "try a smaller learning_rate (or another init/activation)"
+            )
+            break
+    if res.stop_reason == "time_budget" and (not res.epochs or res.epochs[-1] != res.epochs_run):
+        record(res.epochs_run)
+    if res.stop_reason != "diverged":
+        res.grad_end = gradient_norms(net, x, y, task, loss)
+    res.train = evaluate(net, x, y, task, loss)
+    res.test = evaluate(net, data.x_test, data.y_test, task, loss)
+    res.wall_time_s = time.perf_counter() - t0
+    pacer.done_before += epochs
+    return res
