@@ -328,15 +328,12 @@ def rank(query: str, limit: int = 5) -> list[tuple[str, float]]:
     q = normalize(query)
     if not q:
         return []
-    if q in kb.exact:
-        hit = kb.exact[q]
-        rest = [(cid, s) for cid, s in _fuzzy(kb, query) if cid != hit]
-        return [(hit, 1.0), *rest[: limit - 1]]
     stripped = _strip_question(query)
-    if normalize(stripped) in kb.exact:
-        hit = kb.exact[normalize(stripped)]
-        rest = [(cid, s) for cid, s in _fuzzy(kb, stripped) if cid != hit]
-        return [(hit, 0.99), *rest[: limit - 1]]
+    for text, score in ((query, 1.0), (stripped, 0.99)):  # a name or alias, alone or inside a question
+        hit = kb.exact.get(normalize(text))
+        if hit is not None:
+            rest = [(cid, s) for cid, s in _fuzzy(kb, text) if cid != hit] if limit > 1 else []
+            return [(hit, score), *rest[: limit - 1]]
     return _fuzzy(kb, stripped)[:limit]
 
 
