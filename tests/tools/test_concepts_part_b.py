@@ -42,23 +42,6 @@ PART_B = {
 }
 
 TOOLS = {"tensorize_image", "train_toy_mlp", "generate_image", "explain_concept"}
-# the live demos explain_concept computes (tools/data/concepts/IDS.md)
-DEMOS = {
-    "relu",
-    "sigmoid",
-    "tanh",
-    "gelu",
-    "activations",
-    "softmax",
-    "mse",
-    "cross_entropy",
-    "gradient_descent",
-    "chain_rule",
-    "normalization",
-    "convolution",
-    "dropout",
-    "norm_compare",
-}
 ALLOWED_IMPORTS = {"torch", "numpy"} | set(sys.stdlib_module_names)
 CJK = re.compile(r"[\u4e00-\u9fff]")
 SNIPPET_TIMEOUT_S = 20
@@ -191,7 +174,14 @@ def test_every_name_and_alias_finds_its_own_concept():
 
 
 def test_demos_name_a_live_demo_of_explain_concept():
+    from tools.demos import DEMOS
+
     assert {c.id: c.demo for _, c in PART_B_CONCEPTS if c.demo is not None and c.demo not in DEMOS} == {}
+    assert {c.id: c.demo for _, c in PART_B_CONCEPTS if c.demo} == {
+        "cnn": "convolution",
+        "convolution": "convolution",
+        "temperature": "softmax",
+    }
 
 
 def test_formulas_have_balanced_braces():
