@@ -179,6 +179,19 @@ def test_try_it_calls_are_accepted_by_the_tools_input_models():
             model.model_validate({**t.arguments, "variants": None, **variant})
 
 
+def test_train_try_its_with_variants_still_train_the_settings_they_name():
+    # train_toy_mlp trains only the variants when there are some: a top-level setting that every variant
+    # overrides would never run, and "compare sigmoid with ReLU" would silently train ReLU alone
+    for c in CONCEPTS:
+        t = c.try_it
+        if t is None or t.tool != "train_toy_mlp" or not t.arguments.get("variants"):
+            continue
+        variants = t.arguments["variants"]
+        for key, value in t.arguments.items():
+            if key != "variants":
+                assert any(v.get(key, value) == value for v in variants), (c.id, key)
+
+
 def test_generate_image_try_its_use_its_documented_arguments():
     documented = {"prompt", "negative_prompt", "model", "steps", "guidance_scale", "seed", "width", "height",
                   "scheduler", "num_images", "init_image", "strength", "show_steps"}  # fmt: skip
