@@ -160,6 +160,12 @@ def _input_models() -> dict:
         models["train_toy_mlp"] = TrainToyMlpInput
     except ImportError:
         pass
+    try:
+        from tools.generate import GenerateInput
+
+        models["generate_image"] = GenerateInput
+    except ImportError:
+        pass
     return models
 
 
