@@ -160,21 +160,32 @@ def register(mcp: MCPServer, cfg: LabConfig) -> None:
 
 
 def complete_concepts(partial: str, ids_only: bool) -> list[str]:
-    """Concept ids (or, for a Chinese partial, Chinese names) whose id, name or alias starts with / contains it."""
+    """Concept ids (or, for a Chinese partial, Chinese names) matching a partial name.
+
+    Order: the id or main name starts with it, then an alias starts with it, then any name contains it;
+    a partial that matches nothing (a typo) falls back to the fuzzy ranking.
+    """
     kb = explain.load_kb()
     q = explain.normalize(partial)
     chinese = explain.is_chinese(partial) and not ids_only
-    starts, contains = [], []
-    for cid, keys in kb.keys.items():
-        value = kb.concepts[cid].names.zh if chinese else cid
-        if not q or any(k.startswith(q) for k in keys):
-            starts.append(value)
+    tiers: list[tuple[int, str, str]] = []
+    for cid, c in kb.concepts.items():
+        main = [explain.normalize(n) for n in (cid, c.names.en, c.names.zh)]
+        keys = kb.keys[cid]
+        if any(k.startswith(q) for k in main):
+            tier = 0
+        elif any(k.startswith(q) for k in keys):
+            tier = 1
         elif any(q in k for k in keys):
-            contains.append(value)
-    if not starts and not contains and q:  # a typo: fall back to the fuzzy ranking
+            tier = 2
+        else:
+            continue
+        tiers.append((tier, cid, c.names.zh if chinese else cid))
+    if not tiers and q:
         ranked = explain.rank(partial, limit=10)
-        return [kb.concepts[cid].names.zh if chinese else cid for cid, score in ranked if score >= 0.4]
-    return sorted(starts) + sorted(contains)
+        floor = max(0.4, ranked[0][1] - 0.15) if ranked else 1.0  # only the near-best guesses
+        return [kb.concepts[cid].names.zh if chinese else cid for cid, score in ranked if score >= floor]
+    return [value for _, _, value in sorted(tiers)]
 
 
 def _completion(values: list[str]) -> Completion:

@@ -146,15 +146,17 @@ async def test_completion_of_concept_names_for_the_prompt_and_the_template(cfg, 
     template = ResourceTemplateReference(type="ref/resource", uri="concept://{id}")
     async with _client(cfg, mode) as c:
         by_prefix = (await c.complete(prompt, {"name": "concept", "value": "resid"})).completion
+        soft = (await c.complete(prompt, {"name": "concept", "value": "soft"})).completion
         by_zh = (await c.complete(template, {"name": "id", "value": "残"})).completion
         zh_names = (await c.complete(prompt, {"name": "concept", "value": "激活"})).completion
         typo = (await c.complete(template, {"name": "id", "value": "dropuot"})).completion
         everything = (await c.complete(template, {"name": "id", "value": ""})).completion
         language = (await c.complete(prompt, {"name": "language", "value": "z"})).completion
     assert by_prefix.values[0] == "residual_connection"
+    assert soft.values[0] == "softmax", "an id or main name that starts with the partial comes first"
     assert by_zh.values == ["residual_connection"]
     assert "激活函数" in zh_names.values
-    assert "dropout" in typo.values
+    assert typo.values[0] == "dropout"
     assert len(everything.values) == min(100, len(load_kb().concepts)) and everything.total == len(
         load_kb().concepts
     )
