@@ -21,6 +21,7 @@ import json
 import math
 import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -42,6 +43,7 @@ MAX_SIDE = 16384
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 PICTURE_SIDE = 256  # the picture is drawn from a copy reduced to at most this many pixels a side
+PREFAULT_MIN_BYTES = 16 << 20  # float outputs at least this big get their pages faulted in during the decode
 CHANNELS = {"L": ("L",), "RGB": ("R", "G", "B"), "RGBA": ("R", "G", "B", "A")}
 SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
@@ -256,11 +258,20 @@ def plan(im: Any, args: TensorizeInput, cfg: LabConfig) -> Plan:
             (args.center_crop, args.center_crop) if isinstance(args.center_crop, int) else args.center_crop
         )
         if cw > rw or ch > rh:
+            hint = ""
+            if isinstance(
+                args.resize, int
+            ):  # the classic Resize(256) + CenterCrop(224) sets the SHORTER side
+                k = args.resize / min(upright)
+                hint = (
+                    f"; resize={args.resize} sets the longest side. For torchvision's Resize({args.resize}) "
+                    f"(shorter side {args.resize}) pass resize=[{round(upright[0] * k)}, {round(upright[1] * k)}]"
+                )
             raise InvalidArgument(
                 "center_crop",
                 args.center_crop,
                 f"must fit inside the {'resized ' if resize_to else ''}image, "
-                f"which is {rw}x{rh} (width x height); crop smaller or resize larger first",
+                f"which is {rw}x{rh} (width x height); crop smaller or resize larger first{hint}",
             )
         left, top = int(round((rw - cw) / 2.0)), int(round((rh - ch) / 2.0))  # as torchvision CenterCrop
         crop_box = (left, top, left + cw, top + ch)
@@ -308,8 +319,8 @@ def tensorize_core(im: Any, args: TensorizeInput, p: Plan, shown: str = "image")
     ]
     # Fault in the float output while the decoder runs (a fresh 100+ MB tensor costs ~50 ms of page faults).
     prefault = None
-    if args.out_dtype != "uint8" and c * p.out_hw[0] * p.out_hw[1] * 4 >= (16 << 20):
-        prefault = _Prefault(c * p.out_hw[0] * p.out_hw[1])
+    if args.out_dtype != "uint8" and c * p.out_hw[0] * p.out_hw[1] * 4 >= PREFAULT_MIN_BYTES:
+        prefault = _pool().submit(_faulted_buffer, c * p.out_hw[0] * p.out_hw[1])
     if p.draft_to is not None:
         before = im.size
         im.draft(im.mode, p.draft_to)
@@ -386,7 +397,7 @@ def tensorize_core(im: Any, args: TensorizeInput, p: Plan, shown: str = "image")
             steps.append(Step(op="normalize", detail="2 * x - 1 -> [-1, 1]"))
         out = prefault.result() if prefault else np.empty(c * p.out_hw[0] * p.out_hw[1], np.float32)
         out = out.reshape(c, *p.out_hw)
-        _apply(out, src.numpy(), ops)
+        _apply_in_bands(out, src.numpy(), ops)
         lut = np.empty((c, 1, 256), np.float32)
         _apply(lut, np.broadcast_to(np.arange(256, dtype=np.uint8), (c, 1, 256)), ops)
         lut = lut.reshape(c, 256)
@@ -415,7 +426,10 @@ def tensorize_core(im: Any, args: TensorizeInput, p: Plan, shown: str = "image")
 
 def torch_code(p: Plan, image_path: str) -> str:
     """The plan's steps as standalone Python that rebuilds the tensor as `x` from the image file."""
-    return "\n".join(p.code).replace('"IMAGE"', json.dumps(image_path)) + "\n"
+    code = "\n".join(p.code).replace('"IMAGE"', json.dumps(image_path)) + "\n"
+    if "ImageOps." not in code:
+        code = code.replace("from PIL import Image, ImageOps\n", "from PIL import Image\n")
+    return code
 
 
 def _convert(im: Any, mode: str, p: Plan) -> Any:
@@ -464,26 +478,47 @@ def _step_convert(im: Any, mode: str, p: Plan, why: str) -> Any:
     return im.convert(mode)
 
 
-class _Prefault(threading.Thread):
-    """Allocate a float32 buffer and touch its pages, on another core while the JPEG decodes.
+_POOL = None
+_POOL_LOCK = threading.Lock()
 
-    A fresh 100+ MB array otherwise pays its page faults inside the normalization pass (~50 ms for 12 MP).
+
+def _workers() -> int:
+    """Threads for the normalization pass: as many as torch may use, at most 4 (memory-bound beyond)."""
+    import torch
+
+    return max(1, min(4, torch.get_num_threads()))
+
+
+def _pool():
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=max(2, _workers()), thread_name_prefix="tensorize")
+        return _POOL
+
+
+def _faulted_buffer(numel: int):
+    """A float32 buffer with its pages already faulted in; run on another core while the JPEG decodes.
+
+    A fresh 100+ MB array otherwise pays its page faults inside the normalization pass.
     """
+    import numpy as np
 
-    def __init__(self, numel: int):
-        super().__init__(daemon=True)
-        self.numel = numel
-        self.out = None
-        self.start()
+    out = np.empty(numel, np.float32)
+    out[::1024] = 0.0  # one write per 4 KiB page faults it in; NumPy releases the GIL meanwhile
+    return out
 
-    def run(self) -> None:
-        import torch
 
-        self.out = torch.empty(self.numel).fill_(0.0).numpy()  # torch releases the GIL while it writes
-
-    def result(self):
-        self.join()
-        return self.out
+def _apply_in_bands(out, src, ops) -> None:
+    """`_apply` over horizontal bands in parallel (NumPy releases the GIL inside each operation)."""
+    workers, h = _workers(), out.shape[1]
+    if workers == 1 or out.size < (1 << 21) or h < 2 * workers:
+        _apply(out, src, ops)
+        return
+    bands = [slice(h * i // workers, h * (i + 1) // workers) for i in range(workers)]
+    jobs = [_pool().submit(_apply, out[:, rows], src[:, rows], ops) for rows in bands]
+    for job in jobs:
+        job.result()
 
 
 def _apply(out, src, ops, chunk_bytes: int = 1 << 19) -> None:

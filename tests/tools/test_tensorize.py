@@ -459,3 +459,24 @@ def test_pixel_view_is_the_same_through_the_zero_copy_and_the_copying_path():
     view, keep = _uint8_view(small)
     assert isinstance(keep, tuple)  # Arrow view into Pillow's own memory
     assert torch.equal(view, torch.from_numpy(a[:300, :200]))
+
+
+@pytest.mark.parametrize("kind", ["L", "CMYK", "progressive"])
+def test_other_jpeg_kinds_with_draft_resize_match_their_code(folder, cfg, kind):
+    path = folder / f"{kind}.jpg"
+    im = Image.fromarray(_smooth_rgb(300, 200))
+    if kind == "progressive":
+        im.save(path, quality=90, progressive=True)
+    else:
+        im.convert(kind).save(path, quality=90)
+    x, p = core(path, cfg, resize=64, normalize="imagenet")
+    assert x.shape == (3, 43, 64)
+    assert torch.equal(run_code(torch_code(p, str(path))), x)
+
+
+def test_crop_after_longest_side_resize_explains_torchvision_shorter_side(jpeg, cfg):
+    # 64x48: resize=32 -> 32x24, so a 28 crop cannot fit; torchvision's Resize(32) would give 43x32
+    with pytest.raises(InvalidArgument, match=r"resize=\[43, 32\]"):
+        core(jpeg, cfg, resize=32, center_crop=28)
+    x, _ = core(jpeg, cfg, resize=[43, 32], center_crop=28)
+    assert x.shape == (3, 28, 28)
