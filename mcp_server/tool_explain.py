@@ -11,7 +11,8 @@ import json
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.server.mcpserver.prompts.base import UserMessage
-from mcp.types import Completion, PromptReference, ResourceTemplateReference, ToolAnnotations
+from mcp.shared.exceptions import MCPError
+from mcp.types import INVALID_PARAMS, Completion, PromptReference, ResourceTemplateReference, ToolAnnotations
 
 from mcp_server.adapter import register_tool
 from tools import explain
@@ -115,8 +116,8 @@ def register(mcp: MCPServer, cfg: LabConfig) -> None:
         "of the concept name).",
     )
     def explain_with_demo(concept: str, language: str = "auto") -> list[UserMessage]:
-        if language not in ("auto", "en", "zh", "both"):
-            raise ValueError(f"Invalid `language` = {language!r}: use en, zh, both or auto")
+        if language not in ("auto", "en", "zh", "both"):  # MCPError: the SDK hides other exceptions' text
+            raise MCPError(INVALID_PARAMS, f"Invalid `language` = {language!r}: use en, zh, both or auto")
         lang = explain.resolve_language(concept, language)
         lang_line = {
             "en": ", in English",

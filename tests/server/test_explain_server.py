@@ -141,6 +141,13 @@ async def test_prompt_in_chinese_and_for_an_unknown_concept(cfg, mode):
     assert "found=false" in unknown.messages[0].content.text
 
 
+async def test_prompt_refuses_an_unknown_language_naming_it(cfg, mode):
+    async with _client(cfg, mode) as c:
+        with pytest.raises(Exception, match="language") as exc:
+            await c.get_prompt("explain_with_demo", {"concept": "relu", "language": "fr"})
+    assert "'fr'" in str(exc.value)
+
+
 async def test_completion_of_concept_names_for_the_prompt_and_the_template(cfg, mode):
     prompt = PromptReference(type="ref/prompt", name="explain_with_demo")
     template = ResourceTemplateReference(type="ref/resource", uri="concept://{id}")
