@@ -63,8 +63,8 @@ def _check_data(args: TrainToyMlpInput, cfg: LabConfig) -> tuple[str, int]:
         if args.n_samples > cap:
             raise InvalidArgument("n_samples", args.n_samples, f"at most {cap} (the server's max_samples)")
         return task, args.n_samples
-    for name in ("n_samples", "noise"):
-        if name in args.model_fields_set:
+    for name in ("n_samples", "noise"):  # compared with the default: the MCP layer passes every argument
+        if getattr(args, name) != TrainToyMlpInput.model_fields[name].default:
             raise InvalidArgument(
                 name,
                 getattr(args, name),
@@ -154,7 +154,8 @@ def check_arguments(args: TrainToyMlpInput, cfg: LabConfig) -> Plan:
     task, n_total = _check_data(args, cfg)
     n_train = _n_train(n_total, args.train_ratio)
     if args.variants is None:
-        runs = [RunPlan("run", {}, args, _check_run(args, "", task, n_train))]
+        name = f"{args.activation} {args.hidden_layers}, {args.optimizer} lr {args.learning_rate:g}"
+        runs = [RunPlan(name, {}, args, _check_run(args, "", task, n_train))]
     else:
         if not 1 <= len(args.variants) <= limits.max_variants:
             raise InvalidArgument(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import math
 
 import torch
 
-from tools.images import figure_to_png, new_figure
+from tools.images import new_figure
 from tools.toy_mlp import data
 from tools.toy_mlp.model import MLP, prediction
 
@@ -31,12 +32,14 @@ def _extent(xy: torch.Tensor, custom: bool) -> tuple[float, float, float, float]
 
 def draw(runs: list, xy_tr, y_tr, xy_te, y_te, task: str, custom: bool = False) -> bytes:
     """runs: [(name, features, net, RunResult)]. Returns PNG bytes (about 340 x 500 px per run, 3 runs a row)."""
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+
     n = len(runs)
     ncols = min(n, 3)
     nrows = math.ceil(n / ncols)
     fig, axes = new_figure(
-        2 * nrows, ncols, figsize=(3.4 * ncols, 5.0 * nrows), squeeze=False,
-        gridspec_kw={"height_ratios": [3.2, 1.5] * nrows, "hspace": 0.45, "wspace": 0.28},
+        2 * nrows, ncols, figsize=(3.4 * ncols, 4.9 * nrows), squeeze=False,
+        gridspec_kw={"height_ratios": [3.2, 1.5] * nrows, "hspace": 0.42, "wspace": 0.32},
     )  # fmt: skip
     x0, x1, y0, y1 = ext = _extent(torch.cat([xy_tr, xy_te]), custom)
     gx, gy = torch.meshgrid(
@@ -61,7 +64,16 @@ def draw(runs: list, xy_tr, y_tr, xy_te, y_te, task: str, custom: bool = False) 
         net: MLP
         surface = prediction(net.predict(data.featurize(grid, features)), task).view(GRID, GRID)
         surface = torch.nan_to_num(surface.float(), nan=(vmin + vmax) / 2)
-        ax.imshow(surface.numpy(), origin="lower", extent=ext, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+        ax.imshow(
+            surface.numpy(),
+            origin="lower",
+            extent=ext,
+            cmap=cmap,
+            vmin=vmin,
+            vmax=vmax,
+            aspect="auto",
+            alpha=0.85,
+        )
         for xy, y, edge in ((xy_tr, y_tr, "white"), (xy_te, y_te, "black")):
             ax.scatter(
                 xy[:, 0],
@@ -101,6 +113,11 @@ def draw(runs: list, xy_tr, y_tr, xy_te, y_te, task: str, custom: bool = False) 
         )
         if log_y:
             lax.set_yscale("log")
+            lax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            lax.yaxis.set_major_formatter(
+                FormatStrFormatter("%g")
+            )  # plain labels: mathtext ones cost 100s of ms
+            lax.yaxis.set_minor_formatter(NullFormatter())
         lax.tick_params(labelsize=7)
         lax.set_xlabel("epoch", fontsize=7, labelpad=1)
         lax.set_ylabel(res.loss_function, fontsize=7)
@@ -117,4 +134,17 @@ def draw(runs: list, xy_tr, y_tr, xy_te, y_te, task: str, custom: bool = False) 
     for i in range(n, nrows * ncols):  # empty cells of the last row
         axes[2 * (i // ncols)][i % ncols].axis("off")
         axes[2 * (i // ncols) + 1][i % ncols].axis("off")
-    return figure_to_png(fig, dpi=100)
+    fig.subplots_adjust(
+        left=0.17 / ncols, right=1 - 0.03 / ncols, top=1 - 0.075 / nrows, bottom=0.075 / nrows
+    )
+    return _png(fig)
+
+
+def _png(fig) -> bytes:
+    """Like images.figure_to_png, without bbox_inches="tight" (a second full draw); the margins are set above."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
