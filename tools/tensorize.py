@@ -19,6 +19,7 @@ import ctypes
 import io
 import json
 import math
+import struct
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -46,6 +47,7 @@ PICTURE_SIDE = 256  # the picture is drawn from a copy reduced to at most this m
 PREFAULT_MIN_BYTES = 16 << 20  # float outputs at least this big get their pages faulted in during the decode
 CHANNELS = {"L": ("L",), "RGB": ("R", "G", "B"), "RGBA": ("R", "G", "B", "A")}
 SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+DIRECT_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA")  # PIL converts these to L / RGB / RGBA directly
 
 Side = Annotated[int, Field(ge=1, le=MAX_SIDE)]
 Pair = Annotated[list[Side], Field(min_length=2, max_length=2)]
@@ -259,9 +261,8 @@ def plan(im: Any, args: TensorizeInput, cfg: LabConfig) -> Plan:
         )
         if cw > rw or ch > rh:
             hint = ""
-            if isinstance(
-                args.resize, int
-            ):  # the classic Resize(256) + CenterCrop(224) sets the SHORTER side
+            # torchvision's Resize(256) + CenterCrop(224) sets the SHORTER side: say how to get that here
+            if isinstance(args.resize, int):
                 k = args.resize / min(upright)
                 hint = (
                     f"; resize={args.resize} sets the longest side. For torchvision's Resize({args.resize}) "
@@ -285,7 +286,7 @@ def plan(im: Any, args: TensorizeInput, cfg: LabConfig) -> Plan:
 def _exif_orientation(im: Any) -> int:
     try:
         value = int(im.getexif().get(0x0112, 1))
-    except Exception:  # a broken EXIF block must not stop the image; treat it as upright
+    except (OSError, ValueError, SyntaxError, TypeError, KeyError, struct.error):  # broken EXIF: upright
         return 1
     return value if 1 <= value <= 8 else 1
 
@@ -455,15 +456,7 @@ def _convert(im: Any, mode: str, p: Plan) -> Any:
         ]
     if im.mode == "P" and "transparency" in im.info:
         im = _step_convert(im, "RGBA", p, "palette with transparency")
-    elif im.mode not in (
-        "1",
-        "L",
-        "LA",
-        "P",
-        "PA",
-        "RGB",
-        "RGBA",
-    ):  # CMYK, YCbCr, LAB, HSV, I;16 leftovers...
+    elif im.mode not in DIRECT_MODES:  # CMYK, YCbCr, LAB, HSV...: through RGB(A)
         im = _step_convert(im, "RGBA" if "A" in im.getbands() else "RGB", p, f"from {im.mode}")
     if im.mode != mode:
         if "A" in im.getbands() and "A" not in mode:
