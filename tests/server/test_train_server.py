@@ -125,3 +125,38 @@ async def test_runs_resource_lists_the_saved_run_and_reads_it_back(cfg, mode):
         assert base64.b64decode(picture.contents[0].blob)[:8] == b"\x89PNG\r\n\x1a\n"
         with pytest.raises(Exception, match="no saved run"):
             await c.read_resource("mllab://runs/nope")
+
+
+@pytest.mark.slow
+async def test_stdio_client_trains_gets_progress_and_picture_and_a_cancel_stops_the_cpu_work(cfg, tmp_path):
+    import sys
+
+    import psutil
+    from mcp.client.stdio import StdioServerParameters
+
+    script = (
+        "import sys; from pathlib import Path; from mcp_server.server import build_server; "
+        "from tools.config import LabConfig; "
+        "build_server(LabConfig.create(Path(sys.argv[1])), ('mcp_server.tool_train',)).run('stdio')"
+    )
+    params = StdioServerParameters(command=sys.executable, args=["-c", script, str(cfg.output_dir)])
+    progress = []
+
+    async def on_progress(done, total, message):
+        progress.append(message)
+
+    async with Client(params, mode="legacy") as c:
+        server = next(p for p in psutil.Process().children(recursive=True) if script in " ".join(p.cmdline()))
+        res = await c.call_tool("train_toy_mlp", SMALL, progress_callback=on_progress)
+        assert not res.is_error and progress and [b.type for b in res.content][-1] == "image"
+        with anyio.move_on_after(1.5):
+            await c.call_tool(
+                "train_toy_mlp", {**SMALL, "epochs": 1500, "n_samples": 2000, "hidden_layers": [32, 32]}
+            )
+        await anyio.sleep(1.0)  # cancellation must land within this second
+        before = sum(server.cpu_times()[:2])
+        await anyio.sleep(1.0)
+        busy = sum(server.cpu_times()[:2]) - before
+        assert busy < 0.2, f"the server still used {busy:.2f} s of CPU in the second after the cancel"
+        res = await c.call_tool("train_toy_mlp", SMALL)
+        assert not res.is_error
