@@ -41,7 +41,8 @@ concept (tensorize_image, train_toy_mlp, generate_image). Many concepts also com
 at call time, numbers in `demo.values` and a small plot: activations with their autograd derivatives,
 softmax with `temperature`, MSE, cross-entropy (`target_class`), gradient descent on x² with
 `learning_rate` (above 1 it diverges), the chain rule, normalization of pixel values, a 3x3 convolution,
-dropout (`dropout_p`, `seed`), batch vs layer norm. `demo_input` supplies your own numbers to the demo.
+dropout (`dropout_p`, `seed`), batch vs layer norm, and the gradient reaching the input of
+deep plain vs residual stacks (vanishing / exploding gradients). `demo_input` supplies your own numbers to the demo.
 Read-only: writes no files.
 """
 

@@ -108,7 +108,8 @@ class ExplainInput(BaseModel):
         max_length=64,
         description="Numbers for the demo: x values (activations), logits (softmax, cross_entropy), predictions "
         "(mse), pixel values 0-255 (normalization), a 3x3 kernel as 9 numbers (convolution), values to drop "
-        "(dropout), 12 numbers = 4 samples x 3 features (batch/layer norm), [x, y, w, b] (chain rule).",
+        "(dropout), 12 numbers = 4 samples x 3 features (batch/layer norm), [x, y, w, b] (chain rule), "
+        "up to 12 depths 1-100 (gradient through deep stacks).",
     )
     demo_target: list[FiniteFloat] | None = Field(
         None, min_length=1, max_length=64, description="mse demo: the targets, one per value of demo_input."

@@ -140,6 +140,9 @@ def test_the_demos_the_issue_asks_for_are_attached():
         ("batch_norm", "norm_compare"),
         ("layer_norm", "norm_compare"),
         ("backpropagation", "chain_rule"),
+        ("vanishing_gradient", "depth_gradient"),
+        ("exploding_gradient", "depth_gradient"),
+        ("residual_connection", "depth_gradient"),
     ]:
         assert BY_ID[cid].demo == name, cid
 

@@ -206,6 +206,50 @@ def test_batch_norm_standardizes_columns_and_layer_norm_rows_like_numpy():
     assert r.values["layer_norm_row_means"] == pytest.approx([0, 0, 0, 0], abs=1e-6)
 
 
+def _input_grad_by_hand(kind, depth, residual, seed, width=16):
+    """The same stack as the demo (same generator draws), backpropagated by hand with numpy."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(8, width, generator=g, dtype=torch.float64).numpy()
+    ws = [((torch.rand(width, width, generator=g, dtype=torch.float64) * 2 - 1) / width**0.5).numpy()
+          for _ in range(depth)]  # fmt: skip
+    f = {"sigmoid": lambda z: 1 / (1 + np.exp(-z)), "tanh": np.tanh, "relu": lambda z: np.maximum(z, 0)}[kind]
+    df = {
+        "sigmoid": lambda z: f(z) * (1 - f(z)),
+        "tanh": lambda z: 1 - np.tanh(z) ** 2,
+        "relu": lambda z: (z > 0).astype(float),
+    }[kind]
+    h, zs = x, []
+    for w in ws:
+        z = h @ w.T
+        zs.append(z)
+        h = h + f(z) if residual else f(z)
+    grad = np.ones_like(h)
+    for w, z in zip(reversed(ws), reversed(zs), strict=True):
+        local = (grad * df(z)) @ w
+        grad = grad + local if residual else local
+    return float(np.linalg.norm(grad))
+
+
+@pytest.mark.parametrize("kind", ["sigmoid", "tanh", "relu"])
+def test_depth_gradient_matches_backprop_by_hand(kind):
+    r = demo("depth_gradient", demo_input=[1, 3, 10], seed=2)
+    assert r.parameters["depths"] == [1, 3, 10]
+    for mode in ("plain", "residual"):
+        got = r.values[f"input_gradient_norm_{mode}"][kind]
+        want = [_input_grad_by_hand(kind, d, mode == "residual", 2) for d in (1, 3, 10)]
+        assert got == pytest.approx(want, rel=1e-3)
+
+
+def test_depth_gradient_shows_vanishing_in_plain_stacks_and_not_with_residuals():
+    v = demo("depth_gradient").values
+    plain, residual = v["input_gradient_norm_plain"], v["input_gradient_norm_residual"]
+    for kind in ("sigmoid", "tanh", "relu"):
+        assert plain[kind][-1] < 1e-6 * plain[kind][0]
+        assert residual[kind][-1] >= residual[kind][0] * 0.5
+
+
 @pytest.mark.parametrize(
     ("name", "kwargs", "argument"),
     [
@@ -216,6 +260,8 @@ def test_batch_norm_standardizes_columns_and_layer_norm_rows_like_numpy():
         ("normalization", {"demo_input": [-1.0, 5.0]}, "demo_input"),
         ("norm_compare", {"demo_input": [1.0] * 11}, "demo_input"),
         ("chain_rule", {"demo_input": [1.0, 2.0]}, "demo_input"),
+        ("depth_gradient", {"demo_input": [2.5]}, "demo_input"),
+        ("depth_gradient", {"demo_input": [101.0]}, "demo_input"),
     ],
 )
 def test_demo_refuses_unusable_input_naming_the_argument(name, kwargs, argument):
