@@ -44,6 +44,6 @@ def register(mcp: MCPServer, cfg: LabConfig) -> None:
         # Never destructive: names are generated, nothing is overwritten or deleted. Idempotent: repeating
         # a call gives the same numbers and only adds another copy of the files.
         annotations=ToolAnnotations(
-            readOnlyHint=False, destructiveHint=False, idempotentHint=True, openWorldHint=False
+            read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
         ),
     )

@@ -375,7 +375,7 @@ def tensorize_core(im: Any, args: TensorizeInput, p: Plan, shown: str = "image")
         x = torch.empty((c, *p.out_hw), dtype=torch.uint8).copy_(src)  # own memory, never Pillow's
         lut = np.arange(256, dtype=np.float32)[None].repeat(c, 0)
     else:
-        ops = []  # (ufunc, one float32 constant per channel), applied in order after the cast
+        ops: list[tuple[Any, list]] = []  # (ufunc, one float32 constant per channel), in order
         if args.normalize != "none":
             ops.append((np.divide, [np.float32(255)] * c))
             code.append("x = x.float() / 255  # [0, 1], like torchvision ToTensor")
@@ -661,8 +661,9 @@ def _save(x, args: TensorizeInput, cfg: LabConfig, meta: dict[str, str]) -> Save
 
         save_file({"image": x}, str(path), metadata=meta)
         load = f'from safetensors.torch import load_file\nx = load_file("{path}")["image"]'
+    fmt: Literal["pt", "npy", "safetensors"] = args.save  # type: ignore[assignment]  # never "none" here
     return SavedTensor(
-        format=args.save, path=str(path), uri=output_uri(cfg, path), bytes=path.stat().st_size, load_code=load
+        format=fmt, path=str(path), uri=output_uri(cfg, path), bytes=path.stat().st_size, load_code=load
     )
 
 
