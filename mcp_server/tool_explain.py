@@ -77,7 +77,7 @@ def register(mcp: MCPServer, cfg: LabConfig) -> None:
         result_model=explain.ExplainResult,
         run=explain.run,
         annotations=ToolAnnotations(
-            readOnlyHint=True, destructiveHint=False, idempotentHint=True, openWorldHint=False
+            read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
         ),
     )
 

@@ -327,7 +327,7 @@ def _cross_entropy_demo(p: DemoParams) -> tuple[DemoResult, bytes | None]:
         )
     z = torch.tensor([logits], dtype=torch.float64, requires_grad=True)
     loss = F.cross_entropy(z, torch.tensor([target]))
-    loss.backward()
+    (z_grad,) = torch.autograd.grad(loss, z)
     probs = torch.softmax(z.detach()[0], dim=0)
     per_class = [_r(float(-torch.log(probs[k]))) for k in range(len(logits))]
     return (
@@ -340,7 +340,7 @@ def _cross_entropy_demo(p: DemoParams) -> tuple[DemoResult, bytes | None]:
                 "loss": _r(loss.item()),
                 "loss_by_hand_-log_p_target": _r(float(-torch.log(probs[target]))),
                 "loss_if_each_class_were_the_target": per_class,
-                "gradient_wrt_logits": _r(z.grad[0]),
+                "gradient_wrt_logits": _r(z_grad[0]),
             },
             code=(
                 "import torch, torch.nn.functional as F\n"
@@ -473,9 +473,9 @@ def _chain_rule_demo(p: DemoParams) -> tuple[DemoResult, bytes | None]:
     b = torch.tensor(b0, dtype=torch.float64, requires_grad=True)
     z = w * x + b
     loss = (z - y) ** 2
-    loss.backward()
+    w_grad, b_grad = (g.item() for g in torch.autograd.grad(loss, (w, b)))
     e = w0 * x + b0 - y
-    new_w, new_b = w0 - lr * float(w.grad), b0 - lr * float(b.grad)
+    new_w, new_b = w0 - lr * w_grad, b0 - lr * b_grad
     new_loss = (new_w * x + new_b - y) ** 2
     return (
         DemoResult(
@@ -492,7 +492,7 @@ def _chain_rule_demo(p: DemoParams) -> tuple[DemoResult, bytes | None]:
                     "dL/dw = 2(z-y)*x": _r(2 * e * x),
                     "dL/db = 2(z-y)": _r(2 * e),
                 },
-                "autograd": {"dL/dw": _r(float(w.grad)), "dL/db": _r(float(b.grad))},
+                "autograd": {"dL/dw": _r(w_grad), "dL/db": _r(b_grad)},
                 "after_one_step": {"w": _r(new_w), "b": _r(new_b), "loss": _r(new_loss)},
             },
             code=(
