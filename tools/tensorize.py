@@ -565,10 +565,14 @@ _ArrowArray._fields_ = [
 ]
 
 
+# Our own prototype of PyCapsule_GetPointer (setting restype on ctypes.pythonapi's would change it for everyone).
+_CAPSULE_POINTER = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object, ctypes.c_char_p)(
+    ("PyCapsule_GetPointer", ctypes.pythonapi)
+)
+
+
 def _capsule_pointer(capsule: Any, name: bytes) -> int:
-    get = ctypes.pythonapi.PyCapsule_GetPointer
-    get.restype, get.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
-    return get(capsule, name)
+    return _CAPSULE_POINTER(capsule, name)
 
 
 def _uint8_view(im: Any):
