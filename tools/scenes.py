@@ -117,7 +117,7 @@ def sample_scene(rng: random.Random, jitter: bool = True, allow_held_out: bool =
 
 
 def _clip(rgb: tuple[int, int, int], tint: tuple[int, int, int]) -> tuple[int, int, int]:
-    return tuple(int(min(255, max(0, c + t))) for c, t in zip(rgb, tint))  # type: ignore[return-value]
+    return tuple(int(min(255, max(0, c + t))) for c, t in zip(rgb, tint, strict=True))  # type: ignore[return-value]
 
 
 _SUPERSAMPLE = 4
@@ -169,7 +169,9 @@ def _position_phrase(position: str, rng: random.Random | None) -> str:
 def canonical_prompt(attrs: dict[str, str]) -> str:
     """The first template with every attribute: the phrasing the eval list mostly uses."""
     return _TEMPLATES[0].format(
-        obj=_object_phrase(attrs["colour"], attrs["shape"], attrs["size"]), pos=attrs["position"], bg=attrs["background"]
+        obj=_object_phrase(attrs["colour"], attrs["shape"], attrs["size"]),
+        pos=attrs["position"],
+        bg=attrs["background"],
     )
 
 
@@ -251,8 +253,9 @@ def check_image(image: np.ndarray | Image.Image) -> dict[str, str | None]:
     if image.shape[:2] != (IMAGE_SIZE, IMAGE_SIZE):
         image = np.asarray(Image.fromarray(image).resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BOX))
     px = image.astype(np.float32)
-    border = np.concatenate([px[:2].reshape(-1, 3), px[-2:].reshape(-1, 3), px[:, :2].reshape(-1, 3),
-                             px[:, -2:].reshape(-1, 3)])
+    border = np.concatenate(
+        [px[:2].reshape(-1, 3), px[-2:].reshape(-1, 3), px[:, :2].reshape(-1, 3), px[:, -2:].reshape(-1, 3)]
+    )
     bg_rgb = np.median(border, axis=0)
     out: dict[str, str | None] = {"background": _nearest_colour(bg_rgb)}
     out.update(colour=None, shape=None, position=None, size=None)
@@ -287,10 +290,10 @@ def check_image(image: np.ndarray | Image.Image) -> dict[str, str | None]:
 def score(cases: list[dict[str, str]], images: list[np.ndarray]) -> dict[str, float]:
     """Fraction of images whose checked attribute matches the case, per attribute (and all five at once)."""
     hits = {a: 0 for a in ATTRIBUTES} | {"all": 0}
-    for case, img in zip(cases, images):
+    for case, img in zip(cases, images, strict=True):
         got = check_image(img)
         ok = [got[a] == case[a] for a in ATTRIBUTES]
-        for a, k in zip(ATTRIBUTES, ok):
+        for a, k in zip(ATTRIBUTES, ok, strict=True):
             hits[a] += int(k)
         hits["all"] += int(all(ok))
     return {a: v / max(1, len(cases)) for a, v in hits.items()}

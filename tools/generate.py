@@ -1,0 +1,469 @@
+"""generate_image: text-to-image and image-to-image with a real latent diffusion pipeline (diffusers), offline.
+
+One path for every model (the built-in one and any Stable Diffusion folder), read as numbered steps in `run`:
+  1. check every argument against the model and the limits, before loading anything heavy;
+  2. load (or reuse) the cached pipeline; pick the scheduler;
+  3. tokenize (ids, truncation) and encode the prompt with the text encoder (timed: encode);
+  4. denoise in latent space with the diffusers pipeline itself, output_type="latent" (timed: denoise); each
+     step reports progress, checks for cancellation and, with show_steps, records the model's current
+     prediction of the clean latent;
+  5. decode the latents with the VAE (timed: decode), save full-size PNGs, return compact inline copies.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from tools import diffusion_models as dm
+from tools.common import InlineImage, InvalidArgument, NullReporter, Reporter, ToolOutput
+from tools.config import LabConfig
+from tools.images import decode, open_image_input, to_inline_png
+from tools.paths import new_output_path, output_uri
+
+SchedulerName = Literal["default", "ddim", "euler", "euler_a", "dpm++", "pndm"]
+INLINE_MIN_SIDE = 256  # tiny images are shown enlarged (nearest neighbour) so the pixels stay visible
+SHOW_FRAMES = 6
+
+
+class GenerateInput(BaseModel):
+    """Arguments of generate_image."""
+
+    prompt: str = Field(
+        description="What to draw. The built-in model knows simple scenes: 'a small red circle in the top left "
+        "on a blue background' (colours, circle/square/triangle, small/medium/large, top left/top right/"
+        "bottom left/bottom right/center, background colour).",
+        max_length=4000,
+    )
+    negative_prompt: str = Field(
+        "", description="What to steer away from (used with guidance_scale > 1).", max_length=4000
+    )
+    model: str = Field(
+        "builtin",
+        description="'builtin' or the name of a --model-dir folder (see list_models).",
+        min_length=1,
+        max_length=200,
+    )
+    steps: int = Field(20, ge=1, le=1000, description="Denoising steps (capped by the server's max_steps).")
+    guidance_scale: float = Field(
+        3.0,
+        ge=0.0,
+        le=30.0,
+        allow_inf_nan=False,
+        description="Classifier-free guidance: 1 = off, higher follows the prompt more. Built-in: 2-3; SD: 7.5.",
+    )
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Same seed and arguments, same picture.")
+    width: int | None = Field(None, ge=8, le=8192, description="Pixels; default the model's native size.")
+    height: int | None = Field(None, ge=8, le=8192, description="Pixels; default the model's native size.")
+    scheduler: SchedulerName = Field(
+        "default",
+        description="Sampler: default (the model's own), ddim, euler, euler_a (ancestral), dpm++ "
+        "(DPM-Solver++ multistep), pndm.",
+    )
+    num_images: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Images from one call (capped by the server's max_images); "
+        "image i uses the generator seeded with `seed` in one batch.",
+    )
+    init_image: str | None = Field(
+        None,
+        description="Image-to-image: start from this picture (a path under an allowed folder, a data:image/...;"
+        "base64 URI, bare base64, or an mllab://outputs/... URI from an earlier call). Resized to width x height.",
+    )
+    strength: float = Field(
+        0.6,
+        ge=0.0,
+        le=1.0,
+        allow_inf_nan=False,
+        description="With init_image: how much is redrawn. Near 0 keeps the input, 1 ignores it; "
+        "steps x strength denoising steps run (at least 1).",
+    )
+    show_steps: bool = Field(
+        False, description="Also return a strip: the model's prediction of the final image at several steps."
+    )
+
+
+class TokenInfo(BaseModel):
+    ids: list[int] = Field(description="Token ids the tokenizer produced (start and end tokens included).")
+    tokens: list[str] = Field(description="The same tokens as text ('</w>' marks the end of a word).")
+    count: int = Field(description="Number of tokens kept.")
+    max_length: int = Field(description="The text encoder's limit (77 for Stable Diffusion).")
+    truncated: bool = Field(description="Whether the prompt was longer than max_length and cut.")
+    dropped_text: str = Field("", description="The tokens that were cut off, as text.")
+
+
+class Shapes(BaseModel):
+    text_embedding: list[int] = Field(
+        description="[batch, tokens, width] of the text encoder's output "
+        "(batch doubles with classifier-free guidance: unconditional + prompt)."
+    )
+    latent: list[int] = Field(description="[images, channels, h, w] of the latent the UNet denoises.")
+    image: list[int] = Field(description="[images, 3, height, width] of the decoded picture.")
+
+
+class Timings(BaseModel):
+    load_s: float = Field(description="Loading the pipeline (0 when it was already cached).")
+    encode_s: float = Field(description="Tokenizer + text encoder.")
+    denoise_s: float = Field(
+        description="The denoising loop (UNet + scheduler), init-image encoding included."
+    )
+    decode_s: float = Field(description="VAE decoder, latents to pixels.")
+    total_s: float = Field(description="The whole call.")
+
+
+class SavedImage(BaseModel):
+    path: str = Field(description="Full-size PNG under the output folder.")
+    uri: str = Field(description="Its resource URI; pass it as init_image to continue from it.")
+    width: int
+    height: int
+
+
+class GenerateResult(BaseModel):
+    model: str
+    model_path: str
+    device: str = Field(description="cuda, mps or cpu.")
+    dtype: str = Field(description="float16 on GPUs, float32 on CPU.")
+    mode: Literal["text2img", "img2img"]
+    prompt: str
+    negative_prompt: str
+    seed: int
+    steps: int = Field(description="Steps asked for.")
+    steps_run: int = Field(description="Denoising steps actually run (steps x strength for img2img).")
+    scheduler: str = Field(description="Scheduler class used.")
+    guidance_scale: float
+    strength: float | None = Field(None, description="img2img only.")
+    width: int
+    height: int
+    images: list[SavedImage]
+    tokens: TokenInfo
+    negative_tokens: TokenInfo | None = None
+    shapes: Shapes
+    timings: Timings
+    pipeline_cached: bool = Field(description="Whether the pipeline was already loaded before this call.")
+    steps_shown: list[int] = Field(default_factory=list, description="show_steps: step numbers in the strip.")
+    steps_strip: SavedImage | None = Field(None, description="show_steps: the saved strip.")
+
+
+# ------------------------------------------------------------------ step 1: checks
+
+
+def check_arguments(args: GenerateInput, cfg: LabConfig) -> tuple[dm.ModelInfo, int, int]:
+    lim = cfg.limits
+    info = dm.find_model(cfg, args.model)
+    if args.steps > lim.max_steps:
+        raise InvalidArgument("steps", args.steps, f"at most {lim.max_steps} (server limit max_steps)")
+    if args.num_images > lim.max_images:
+        raise InvalidArgument(
+            "num_images", args.num_images, f"at most {lim.max_images} (server limit max_images)"
+        )
+    width, height = args.width or info.native_size, args.height or info.native_size
+    for name, value in (("width", width), ("height", height)):
+        if value % info.size_multiple or value > info.max_side:
+            raise InvalidArgument(
+                name,
+                value,
+                f"model {info.name!r} needs a multiple of {info.size_multiple} up to {info.max_side} "
+                f"(native {info.native_size})",
+            )
+    if width * height > lim.max_generate_pixels:
+        raise InvalidArgument(
+            "width",
+            width,
+            f"width x height = {width * height} pixels; the limit is "
+            f"{lim.max_generate_pixels} (server limit max_generate_pixels)",
+        )
+    if args.init_image is None:
+        if args.strength != GenerateInput.model_fields["strength"].default:
+            raise InvalidArgument(
+                "strength", args.strength, "only used with init_image; leave it out otherwise"
+            )
+    elif int(args.steps * args.strength) < 1:
+        raise InvalidArgument(
+            "strength",
+            args.strength,
+            f"with steps={args.steps}, strength must be at least {1 / args.steps:.3g} so one step is denoised",
+        )
+    return info, width, height
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def make_scheduler(name: str, base_config):
+    """A fresh scheduler per call (schedulers keep state), built from the model's own scheduler config."""
+    import diffusers
+
+    if name == "default":
+        return None
+    cls = getattr(diffusers, dm.SCHEDULERS[name])
+    if name == "pndm":  # Stable Diffusion runs PNDM without its Runge-Kutta warm-up steps
+        return cls.from_config(base_config, skip_prk_steps=True)
+    return cls.from_config(base_config)
+
+
+def token_info(tokenizer, text: str) -> TokenInfo:
+    limit = tokenizer.model_max_length
+    full = tokenizer(text, truncation=False, add_special_tokens=True).input_ids
+    kept = tokenizer(text, truncation=True, max_length=limit).input_ids
+    truncated = len(full) > limit
+    dropped = tokenizer.decode(full[limit - 1 : -1]) if truncated else ""
+    return TokenInfo(
+        ids=kept,
+        tokens=tokenizer.convert_ids_to_tokens(kept),
+        count=len(kept),
+        max_length=limit,
+        truncated=truncated,
+        dropped_text=dropped,
+    )
+
+
+def _enlarge(im):
+    from PIL import Image
+
+    k = max(1, -(-INLINE_MIN_SIDE // max(im.size)))
+    return im if k == 1 else im.resize((im.width * k, im.height * k), Image.Resampling.NEAREST)
+
+
+def _save(im, cfg: LabConfig) -> SavedImage:
+    path = new_output_path(cfg, "generated", ".png")
+    im.save(path, format="PNG")
+    return SavedImage(path=str(path), uri=output_uri(cfg, path), width=im.width, height=im.height)
+
+
+class _PredictionRecorder:
+    """show_steps: keep the UNet's last input/output to compute its prediction of the clean latent.
+
+    Every diffusers scheduler feeds the UNet the variance-preserving x_t (Euler-type ones scale it first),
+    so x0 follows from alphas_cumprod[t] and the prediction type alone, whatever the sampler.
+    """
+
+    def __init__(self, pipe, guidance_scale: float):
+        self.pipe, self.guidance = pipe, guidance_scale
+        self.last = None
+        self.handle = pipe.unet.register_forward_hook(self._hook, with_kwargs=True)
+
+    def _hook(self, module, args, kwargs, output):
+        sample = args[0] if args else kwargs["sample"]
+        t = args[1] if len(args) > 1 else kwargs["timestep"]
+        self.last = (sample.detach(), t, output[0].detach())
+
+    def x0(self):
+        import torch
+
+        sample, t, out = self.last
+        if self.pipe.do_classifier_free_guidance:
+            uncond, cond = out.chunk(2)
+            out = uncond + self.guidance * (cond - uncond)
+            sample = sample.chunk(2)[1]
+        alphas = (
+            self.pipe.scheduler.alphas_cumprod if hasattr(self.pipe.scheduler, "alphas_cumprod") else None
+        )
+        if alphas is None:
+            return sample
+        ti = int(round(float(torch.as_tensor(t).flatten()[0])))
+        a = alphas[min(max(ti, 0), len(alphas) - 1)].to(sample.device, sample.dtype)
+        kind = self.pipe.scheduler.config.prediction_type
+        if kind == "v_prediction":
+            return a.sqrt() * sample - (1 - a).sqrt() * out
+        if kind == "epsilon":
+            return (sample - (1 - a).sqrt() * out) / a.sqrt()
+        return out
+
+    def close(self):
+        self.handle.remove()
+
+
+def decode_latents(pipe, latents):
+    """VAE decoder; the latent is unscaled first (the VAE's scaling_factor), then mapped to [0, 1] pixels."""
+    import torch
+
+    with torch.no_grad():
+        image = pipe.vae.decode(latents / pipe.vae.config.scaling_factor, return_dict=False)[0]
+    return pipe.image_processor.postprocess(image, output_type="pil", do_denormalize=[True] * image.shape[0])
+
+
+# ------------------------------------------------------------------ the tool
+
+
+def run(args: GenerateInput, cfg: LabConfig, reporter: Reporter | None = None) -> ToolOutput:
+    reporter = reporter or NullReporter()
+    t_start = time.perf_counter()
+    # 1. checks (no torch yet); the init image is opened (header only) and refused early if unusable
+    info, width, height = check_arguments(args, cfg)
+    init = None
+    if args.init_image is not None:
+        src = open_image_input(args.init_image, cfg, "init_image")
+        init = decode(src.image, "init_image", src.description).convert("RGB").resize((width, height))
+    reporter.check_cancelled()
+
+    import torch
+
+    # 2. pipeline (cached) and scheduler
+    t0 = time.perf_counter()
+    pipe, cached = dm.load_pipeline(info)
+    load_s = 0.0 if cached else time.perf_counter() - t0
+    device = pipe.device
+    with dm.GENERATE_LOCK:
+        reporter.check_cancelled()
+        base_scheduler = pipe.scheduler
+        scheduler = make_scheduler(args.scheduler, base_scheduler.config)
+        if init is not None:
+            from diffusers import StableDiffusionImg2ImgPipeline
+
+            runner = StableDiffusionImg2ImgPipeline(
+                **{**pipe.components, "scheduler": scheduler or base_scheduler}
+            )
+            runner.set_progress_bar_config(disable=True)
+        else:
+            runner = pipe
+            if scheduler is not None:
+                pipe.scheduler = scheduler
+        try:
+            return _generate(
+                args, cfg, reporter, info, runner, init, width, height, device, load_s, cached, t_start, torch
+            )
+        finally:
+            pipe.scheduler = base_scheduler
+
+
+def _generate(args, cfg, reporter, info, pipe, init, width, height, device, load_s, cached, t_start, torch):
+    # 3. tokens and text embeddings
+    t0 = time.perf_counter()
+    tokens = token_info(pipe.tokenizer, args.prompt)
+    negative = token_info(pipe.tokenizer, args.negative_prompt) if args.negative_prompt else None
+    cfg_on = args.guidance_scale > 1.0
+    with torch.no_grad():
+        prompt_embeds, negative_embeds = pipe.encode_prompt(
+            args.prompt, device, args.num_images, cfg_on, args.negative_prompt or None
+        )
+    encode_s = time.perf_counter() - t0
+    text_shape = list(prompt_embeds.shape)
+    if cfg_on:
+        text_shape[0] *= 2
+
+    # 4. denoising loop: progress, cancellation and (show_steps) predictions at every step
+    steps_run = int(args.steps * args.strength) if init is not None else args.steps
+    shown_at = sorted({round(i * (steps_run - 1) / (SHOW_FRAMES - 1)) for i in range(SHOW_FRAMES)})
+    frames: list = []
+    recorder = _PredictionRecorder(pipe, args.guidance_scale) if args.show_steps else None
+
+    def on_step_end(p, i, t, kwargs):
+        reporter.progress(i + 1, steps_run, f"denoising step {i + 1}/{steps_run}")
+        if recorder is not None and i in shown_at and recorder.last is not None:
+            frames.append((i + 1, recorder.x0()[:1]))
+        reporter.check_cancelled()
+        return kwargs
+
+    generator = torch.Generator(device="cpu").manual_seed(args.seed)
+    call = dict(
+        prompt_embeds=prompt_embeds,
+        negative_prompt_embeds=negative_embeds,
+        num_inference_steps=args.steps,
+        guidance_scale=args.guidance_scale,
+        num_images_per_prompt=1,  # the embeddings are already repeated per image
+        generator=generator,
+        output_type="latent",
+        callback_on_step_end=on_step_end,
+    )
+    if init is not None:
+        call.update(image=init, strength=args.strength)
+    else:
+        call.update(width=width, height=height)
+    t0 = time.perf_counter()
+    try:
+        with torch.no_grad():
+            latents = pipe(**call, return_dict=False)[0]
+    finally:
+        if recorder is not None:
+            recorder.close()
+    denoise_s = time.perf_counter() - t0
+
+    # 5. decode, save, inline
+    t0 = time.perf_counter()
+    pictures = decode_latents(pipe, latents)
+    decode_s = time.perf_counter() - t0
+    saved = [_save(im, cfg) for im in pictures]
+    inline = [
+        InlineImage(
+            png=to_inline_png(_enlarge(im)), caption=f"{args.model}: {args.prompt!r} (seed {args.seed}, #{k})"
+        )
+        for k, im in enumerate(pictures)
+    ]
+    strip = None
+    if frames:
+        strip_im = _strip([decode_latents(pipe, x0)[0] for _, x0 in frames])
+        strip = _save(strip_im, cfg)
+        inline.append(
+            InlineImage(
+                png=to_inline_png(_enlarge(strip_im) if strip_im.height < 128 else strip_im),
+                caption="prediction of the final image at steps " + ", ".join(str(s) for s, _ in frames),
+            )
+        )
+    result = GenerateResult(
+        model=info.name,
+        model_path=info.path,
+        device=str(device.type),
+        dtype=str(pipe.unet.dtype).replace("torch.", ""),
+        mode="img2img" if init is not None else "text2img",
+        prompt=args.prompt,
+        negative_prompt=args.negative_prompt,
+        seed=args.seed,
+        steps=args.steps,
+        steps_run=steps_run,
+        scheduler=type(pipe.scheduler).__name__,
+        guidance_scale=args.guidance_scale,
+        strength=args.strength if init is not None else None,
+        width=width,
+        height=height,
+        images=saved,
+        tokens=tokens,
+        negative_tokens=negative,
+        shapes=Shapes(
+            text_embedding=text_shape,
+            latent=list(latents.shape),
+            image=[len(pictures), 3, pictures[0].height, pictures[0].width],
+        ),
+        timings=Timings(
+            load_s=round(load_s, 4),
+            encode_s=round(encode_s, 4),
+            denoise_s=round(denoise_s, 4),
+            decode_s=round(decode_s, 4),
+            total_s=round(time.perf_counter() - t_start, 4),
+        ),
+        pipeline_cached=cached,
+        steps_shown=[s for s, _ in frames],
+        steps_strip=strip,
+    )
+    summary = (
+        f"{result.mode} with {info.name!r}: {len(saved)} image(s) {width}x{height}, {steps_run} {result.scheduler} "
+        f"steps, guidance {args.guidance_scale}, seed {args.seed}; {result.timings.total_s:.2f} s "
+        f"(encode {encode_s:.3f}, denoise {denoise_s:.3f}, decode {decode_s:.3f}). Saved: "
+        + ", ".join(s.uri for s in saved)
+        + (" (prompt truncated to the tokenizer limit)" if tokens.truncated else "")
+    )
+    return ToolOutput(result=result, images=inline, summary=summary)
+
+
+def _strip(images):
+    from PIL import Image
+
+    w, h = images[0].size
+    out = Image.new("RGB", (w * len(images) + 2 * (len(images) - 1), h), (255, 255, 255))
+    for k, im in enumerate(images):
+        out.paste(im, (k * (w + 2), 0))
+    return out
+
+
+def list_models(args: dm.ListModelsInput, cfg: LabConfig, reporter: Reporter | None = None) -> ToolOutput:
+    result = dm.list_models(cfg)
+    lines = [f"{m.name} ({m.kind}, {m.native_size}x{m.native_size}, {m.pipeline})" for m in result.models]
+    return ToolOutput(
+        result=result,
+        summary="Models: "
+        + "; ".join(lines)
+        + (f". Problems: {'; '.join(result.problems)}" if result.problems else ""),
+    )

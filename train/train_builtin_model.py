@@ -1,0 +1,528 @@
+"""Train the built-in text-to-image model from scratch on procedural scenes (tools/scenes.py), on CPU.
+
+    python train/train_builtin_model.py --seed 0            # start, or resume where train/runs/seed0 stopped
+
+Stages, each resumable from its checkpoint under train/runs/seed<N>/:
+  1. AutoencoderKL 64x64x3 -> 16x16x4, trained sharp (MSE + L1 + image-gradient L1, tiny KL).
+  2. Latent cache: the dataset encoded once, so the UNet stage never runs the encoder.
+  3. CLIPTextModel (tiny, from scratch) + UNet2DConditionModel jointly, v-prediction, Min-SNR weighting,
+     AdamW, EMA, gradient clipping. Every --export-every steps the EMA model is exported as a complete
+     diffusers StableDiffusionPipeline (fp16 safetensors) to tools/assets/builtin/ and its prompt adherence,
+     read by the pixel checker, is appended to train/metrics.log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from tools import builtin_vocab, scenes  # noqa: E402
+
+log = logging.getLogger("train")
+
+
+@dataclass
+class Config:
+    seed: int = 0
+    n_scenes: int = 24000  # rendered once; jitter makes each one different
+    vae_steps: int = 2000
+    vae_crop_fraction: float = 0.75
+    vae_batch: int = 16
+    vae_lr: float = 2e-3
+    unet_steps: int = 14000
+    unet_batch: int = 64
+    unet_lr: float = 1e-3
+    warmup: int = 200
+    ema_decay: float = 0.999
+    min_snr_gamma: float = 5.0
+    p_empty: float = 0.1  # empty prompts, for classifier-free guidance
+    checkpoint_every: int = 250
+    export_every: int = 1000
+    eval_guidance: float = 3.0
+    eval_steps: int = 20
+
+
+# ------------------------------------------------------------------ model definitions
+
+
+def make_vae():
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 3,
+        up_block_types=("UpDecoderBlock2D",) * 3,
+        block_out_channels=(16, 32, 64),
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=16,
+        sample_size=64,
+        mid_block_add_attention=False,  # 16x16 attention costs more than it gives on flat shapes
+    )
+
+
+def make_text_encoder(vocab_size: int, bos: int, eos: int):
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    cfg = CLIPTextConfig(
+        vocab_size=vocab_size,
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=builtin_vocab.MAX_LENGTH,
+        bos_token_id=bos,
+        eos_token_id=eos,
+        pad_token_id=eos,
+        projection_dim=128,
+    )
+    return CLIPTextModel(cfg)
+
+
+def make_unet():
+    from diffusers import UNet2DConditionModel
+
+    # attention only at 8x8 and 4x4 (and the mid block): cheap on CPU, and where layout is decided
+    return UNet2DConditionModel(
+        sample_size=16,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(32, 64, 128),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=128,
+        attention_head_dim=4,  # the number of heads, in diffusers' naming
+        norm_num_groups=16,
+    )
+
+
+def make_scheduler():
+    from diffusers import DDIMScheduler
+
+    return DDIMScheduler(
+        num_train_timesteps=1000,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        prediction_type="v_prediction",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+        timestep_spacing="trailing",
+    )
+
+
+# ------------------------------------------------------------------ data
+
+
+def render_dataset(cfg: Config) -> tuple[list[scenes.Scene], np.ndarray]:
+    rng = random.Random(cfg.seed)
+    items = [scenes.sample_scene(rng) for _ in range(cfg.n_scenes)]
+    images = np.stack([scenes.render(s) for s in items])  # (N, 64, 64, 3) uint8
+    return items, images
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    return (
+        torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+    )  # (B, 3, 64, 64) in [-1, 1]
+
+
+def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+# ------------------------------------------------------------------ checkpoints
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # never leave a half-written checkpoint behind
+
+
+def rng_state(gen: torch.Generator, prng: random.Random) -> dict:
+    return {"torch": torch.get_rng_state(), "gen": gen.get_state(), "py": prng.getstate()}
+
+
+def set_rng_state(state: dict, gen: torch.Generator, prng: random.Random) -> None:
+    torch.set_rng_state(state["torch"])
+    gen.set_state(state["gen"])
+    prng.setstate(state["py"])
+
+
+# ------------------------------------------------------------------ stage 1: autoencoder
+
+
+def gradient_l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    dx = lambda t: t[..., :, 1:] - t[..., :, :-1]  # noqa: E731
+    dy = lambda t: t[..., 1:, :] - t[..., :-1, :]  # noqa: E731
+    return (dx(x) - dx(y)).abs().mean() + (dy(x) - dy(y)).abs().mean()
+
+
+def train_vae(cfg: Config, run: Path, images: np.ndarray):
+    vae = make_vae()
+    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
+    gen, prng = torch.Generator().manual_seed(cfg.seed), random.Random(cfg.seed)
+    ckpt, step = run / "vae.pt", 0
+    if ckpt.exists():
+        state = torch.load(ckpt, weights_only=False)
+        vae.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        set_rng_state(state["rng"], gen, prng)
+        step = state["step"]
+        log.info("vae: resumed at step %d", step)
+    if step >= cfg.vae_steps:
+        return vae.eval()
+    vae.train()
+    t0, n = time.time(), len(images)
+    while step < cfg.vae_steps:
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, cfg.vae_steps, cfg.vae_lr, cfg.warmup)
+        idx = torch.randint(0, n, (cfg.vae_batch,), generator=gen)
+        x = to_tensor(images[idx.numpy()])
+        if step < cfg.vae_crop_fraction * cfg.vae_steps:
+            # the autoencoder is fully convolutional: 32x32 crops (aligned to its stride) cost a quarter of a
+            # full image; the last steps use full images so GroupNorm sees full-image statistics
+            oy, ox = (8 * torch.randint(0, 5, (2,), generator=gen)).tolist()
+            x = x[:, :, oy : oy + 32, ox : ox + 32]
+        posterior = vae.encode(x).latent_dist
+        rec = vae.decode(posterior.sample(generator=gen)).sample
+        mse, l1, grad = F.mse_loss(rec, x), (rec - x).abs().mean(), gradient_l1(rec, x)
+        kl = posterior.kl().mean()
+        loss = mse + l1 + grad + 1e-6 * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        step += 1
+        if step % 50 == 0:
+            psnr = 10 * math.log10(4.0 / max(mse.item(), 1e-10))
+            log.info(
+                "vae step %d loss %.4f mse %.5f psnr %.1f dB grad %.4f kl %.0f %.2f s/step",
+                step,
+                loss.item(),
+                mse.item(),
+                psnr,
+                grad.item(),
+                kl.item(),
+                (time.time() - t0) / 50,
+            )
+            t0 = time.time()
+        if step % cfg.checkpoint_every == 0 or step == cfg.vae_steps:
+            save_checkpoint(
+                ckpt,
+                {
+                    "model": vae.state_dict(),
+                    "opt": opt.state_dict(),
+                    "step": step,
+                    "rng": rng_state(gen, prng),
+                },
+            )
+    return vae.eval()
+
+
+@torch.no_grad()
+def vae_report(vae, images: np.ndarray) -> dict:
+    """PSNR and pixel-checker accuracy on reconstructions: the ceiling for the whole pipeline."""
+    rng = random.Random(999)
+    test = [scenes.sample_scene(rng, allow_held_out=True) for _ in range(256)]
+    x = to_tensor(np.stack([scenes.render(s) for s in test]))
+    rec = torch.cat(
+        [vae.decode(vae.encode(x[i : i + 64]).latent_dist.mode()).sample for i in range(0, 256, 64)]
+    )
+    psnr = 10 * math.log10(4.0 / F.mse_loss(rec.clamp(-1, 1), x).item())
+    imgs = ((rec.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    acc = scenes.score([s.attributes() for s in test], list(imgs))
+    return {"psnr": round(psnr, 2), **{k: round(v, 3) for k, v in acc.items()}}
+
+
+@torch.no_grad()
+def encode_dataset(vae, images: np.ndarray, run: Path) -> torch.Tensor:
+    path = run / "latents.pt"
+    if path.exists():
+        return torch.load(path)
+    lat = torch.cat(
+        [vae.encode(to_tensor(images[i : i + 256])).latent_dist.mode() for i in range(0, len(images), 256)]
+    )
+    save_checkpoint(path, lat)
+    return lat
+
+
+# ------------------------------------------------------------------ stage 3: text encoder + UNet
+
+
+def make_pipeline(vae, text_encoder, tokenizer, unet):
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=make_scheduler(),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@torch.no_grad()
+def evaluate(pipe, cfg: Config) -> tuple[dict, list[np.ndarray]]:
+    cases = scenes.eval_cases()
+    images = []
+    for i in range(0, len(cases), 32):
+        chunk = cases[i : i + 32]
+        gen = torch.Generator().manual_seed(cfg.seed + i)
+        out = pipe(
+            [c["prompt"] for c in chunk],
+            num_inference_steps=cfg.eval_steps,
+            guidance_scale=cfg.eval_guidance,
+            generator=gen,
+            output_type="np",
+            height=64,
+            width=64,
+        )
+        images += [(im * 255).round().astype(np.uint8) for im in out.images]
+    all_scores = scenes.score(cases, images)
+    held = [i for i, c in enumerate(cases) if c["held_out"] == "yes"]
+    held_scores = scenes.score([cases[i] for i in held], [images[i] for i in held])
+    return {"all": all_scores, "held_out": held_scores}, images
+
+
+def export(pipe, out_dir: Path) -> None:
+    """Complete diffusers folder, fp16 safetensors, swapped in atomically so the folder is never half-written."""
+    import copy
+
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    half = copy.deepcopy(pipe).to(torch.float16)
+    half.save_pretrained(tmp, safe_serialization=True)
+    old = out_dir.with_name(out_dir.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if out_dir.exists():
+        os.replace(out_dir, old)
+    os.replace(tmp, out_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def train_unet(
+    cfg: Config,
+    run: Path,
+    vae,
+    items: list[scenes.Scene],
+    latents: torch.Tensor,
+    export_dir: Path,
+    metrics_log: Path,
+):
+    tok_dir = builtin_vocab.write_tokenizer_files(run / "tokenizer_files")
+    tokenizer = builtin_vocab.load_tokenizer(tok_dir)
+    vocab = tokenizer.get_vocab()
+    text_encoder = make_text_encoder(len(vocab), vocab[builtin_vocab.BOS], vocab[builtin_vocab.EOS])
+    unet = make_unet()
+    sched = make_scheduler()
+    params = list(unet.parameters()) + list(text_encoder.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.unet_lr, weight_decay=0.01)
+    ema_unet, ema_text = (
+        make_unet(),
+        make_text_encoder(len(vocab), vocab[builtin_vocab.BOS], vocab[builtin_vocab.EOS]),
+    )
+    ema_unet.load_state_dict(unet.state_dict())
+    ema_text.load_state_dict(text_encoder.state_dict())
+    ema_params = list(ema_unet.parameters()) + list(ema_text.parameters())
+    gen, prng = torch.Generator().manual_seed(cfg.seed + 1), random.Random(cfg.seed + 1)
+    ckpt, step = run / "unet.pt", 0
+    if ckpt.exists():
+        state = torch.load(ckpt, weights_only=False)
+        unet.load_state_dict(state["unet"])
+        text_encoder.load_state_dict(state["text"])
+        ema_unet.load_state_dict(state["ema_unet"])
+        ema_text.load_state_dict(state["ema_text"])
+        opt.load_state_dict(state["opt"])
+        set_rng_state(state["rng"], gen, prng)
+        step = state["step"]
+        log.info("unet: resumed at step %d", step)
+    n_params = sum(p.numel() for p in unet.parameters()), sum(p.numel() for p in text_encoder.parameters())
+    log.info("unet %.2fM params, text encoder %.2fM params", n_params[0] / 1e6, n_params[1] / 1e6)
+
+    alphas = sched.alphas_cumprod
+    snr = alphas / (1 - alphas)
+    # Min-SNR-gamma weighting for v-prediction: weight = min(snr, gamma) / (snr + 1)
+    loss_weight = torch.clamp(snr, max=cfg.min_snr_gamma) / (snr + 1)
+    n = len(latents)
+    unet.train()
+    text_encoder.train()
+    t0 = time.time()
+    while step < cfg.unet_steps:
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, cfg.unet_steps, cfg.unet_lr, cfg.warmup)
+        idx = torch.randint(0, n, (cfg.unet_batch,), generator=gen)
+        x0 = latents[idx] * vae.config.scaling_factor
+        prompts = [scenes.describe(items[i], prng, p_empty=cfg.p_empty) for i in idx.tolist()]
+        ids = tokenizer(
+            prompts,
+            padding="max_length",
+            max_length=builtin_vocab.MAX_LENGTH,
+            truncation=True,
+            return_tensors="pt",
+        ).input_ids
+        noise = torch.randn(x0.shape, generator=gen)
+        t = torch.randint(0, sched.config.num_train_timesteps, (cfg.unet_batch,), generator=gen)
+        xt = sched.add_noise(x0, noise, t)
+        target = sched.get_velocity(x0, noise, t)
+        cond = text_encoder(ids).last_hidden_state
+        pred = unet(xt, t, encoder_hidden_states=cond).sample
+        loss = ((pred - target) ** 2).mean(dim=(1, 2, 3))
+        loss = (loss * loss_weight[t]).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gnorm = torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step += 1
+        decay = min(cfg.ema_decay, (1 + step) / (10 + step))
+        with torch.no_grad():
+            torch._foreach_lerp_(ema_params, params, 1 - decay)
+        if step % 50 == 0:
+            log.info(
+                "unet step %d loss %.4f gnorm %.2f lr %.2e %.2f s/step",
+                step,
+                loss.item(),
+                gnorm.item(),
+                opt.param_groups[0]["lr"],
+                (time.time() - t0) / 50,
+            )
+            t0 = time.time()
+        if step % cfg.checkpoint_every == 0 or step == cfg.unet_steps:
+            save_checkpoint(
+                ckpt,
+                {
+                    "unet": unet.state_dict(),
+                    "text": text_encoder.state_dict(),
+                    "ema_unet": ema_unet.state_dict(),
+                    "ema_text": ema_text.state_dict(),
+                    "opt": opt.state_dict(),
+                    "step": step,
+                    "rng": rng_state(gen, prng),
+                },
+            )
+        if step % cfg.export_every == 0 or step == cfg.unet_steps:
+            t1 = time.time()
+            ema_unet.eval()
+            ema_text.eval()
+            pipe = make_pipeline(vae, ema_text, tokenizer, ema_unet)
+            export(pipe, export_dir)
+            metrics, images = evaluate(pipe, cfg)
+            save_grid(images[:64], run / f"grid_{step:06d}.png")
+            line = {
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "seed": cfg.seed,
+                "stage": "unet",
+                "step": step,
+                "samples_seen": step * cfg.unet_batch,
+                **metrics,
+            }
+            with open(metrics_log, "a") as f:
+                f.write(json.dumps(line) + "\n")
+            log.info("export + eval at step %d (%.0f s): %s", step, time.time() - t1, json.dumps(metrics))
+            t0 += time.time() - t1
+
+
+def save_grid(images: list[np.ndarray], path: Path, cols: int = 8) -> None:
+    from PIL import Image
+
+    rows = math.ceil(len(images) / cols)
+    grid = np.zeros((rows * 66, cols * 66, 3), np.uint8)
+    for i, im in enumerate(images):
+        r, c = divmod(i, cols)
+        grid[r * 66 + 1 : r * 66 + 65, c * 66 + 1 : c * 66 + 65] = im
+    Image.fromarray(grid).save(path)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--run-dir", type=Path, default=None, help="default train/runs/seed<SEED>")
+    ap.add_argument("--export-dir", type=Path, default=ROOT / "tools" / "assets" / "builtin")
+    ap.add_argument("--metrics-log", type=Path, default=ROOT / "train" / "metrics.log")
+    # one thread: on a shared 2-core machine, two OpenMP threads spin-wait on each other and run 3-8x slower
+    ap.add_argument("--threads", type=int, default=1)
+    for f in ("vae_steps", "unet_steps", "unet_batch", "export_every", "n_scenes"):
+        ap.add_argument("--" + f.replace("_", "-"), type=int, default=getattr(Config, f))
+    args = ap.parse_args()
+    cfg = Config(
+        seed=args.seed,
+        vae_steps=args.vae_steps,
+        unet_steps=args.unet_steps,
+        unet_batch=args.unet_batch,
+        export_every=args.export_every,
+        n_scenes=args.n_scenes,
+    )
+    run = args.run_dir or ROOT / "train" / "runs" / f"seed{cfg.seed}"
+    run.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(message)s",
+        handlers=[logging.FileHandler(run / "train.log"), logging.StreamHandler(sys.stderr)],
+    )
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(cfg.seed)
+    log.info("config %s", json.dumps(asdict(cfg)))
+
+    items, images = render_dataset(cfg)
+    log.info("rendered %d scenes", len(items))
+    vae = train_vae(cfg, run, images)
+    if not (run / "vae_done.json").exists():
+        report = vae_report(vae, images)
+        lat = encode_dataset(vae, images, run)
+        vae.register_to_config(scaling_factor=float(1.0 / lat.std()))
+        (run / "vae_done.json").write_text(
+            json.dumps({"scaling_factor_set": vae.config.scaling_factor, **report})
+        )
+        log.info("vae done: %s", json.dumps({"scaling_factor": vae.config.scaling_factor, **report}))
+        with open(args.metrics_log, "a") as f:
+            f.write(
+                json.dumps(
+                    {
+                        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                        "seed": cfg.seed,
+                        "stage": "vae",
+                        "step": cfg.vae_steps,
+                        "reconstruction": report,
+                    }
+                )
+                + "\n"
+            )
+    done = json.loads((run / "vae_done.json").read_text())
+    vae.register_to_config(scaling_factor=done["scaling_factor_set"])
+    latents = encode_dataset(vae, images, run)
+    vae.requires_grad_(False)
+    train_unet(cfg, run, vae, items, latents, args.export_dir, args.metrics_log)
+    log.info("done")
+
+
+if __name__ == "__main__":
+    main()
