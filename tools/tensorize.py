@@ -205,7 +205,9 @@ class TensorizeResult(BaseModel):
     )
     stats: list[ChannelStats] = Field(description="Per-channel min, max, mean, std of the tensor.")
     preview: list[ChannelPreview] = Field(description="Top-left k x k values of each channel.")
-    preview_size: int = Field(description="k of the preview.")
+    preview_size: int = Field(
+        description="k of the preview (fewer rows or columns when the image is smaller than k)."
+    )
     saved: SavedTensor | None = Field(description="The saved tensor file, when save was not 'none'.")
     picture_path: str = Field(
         description="Full-size PNG of the picture (image, channel heatmaps, histograms)."

@@ -480,3 +480,10 @@ def test_crop_after_longest_side_resize_explains_torchvision_shorter_side(jpeg, 
         core(jpeg, cfg, resize=32, center_crop=28)
     x, _ = core(jpeg, cfg, resize=[43, 32], center_crop=28)
     assert x.shape == (3, 28, 28)
+
+
+def test_tiny_image_previews_what_there_is_and_has_zero_std(folder, cfg):
+    path = _write(folder / "tiny.png", np.full((2, 3, 3), 7, np.uint8))
+    r = run(TensorizeInput(image=str(path), normalize="none", preview_size=8), cfg).result
+    assert r.preview_size == 8 and r.preview[0].values == [[7, 7, 7], [7, 7, 7]]
+    assert r.stats[0].std == 0 and r.stats[0].min == r.stats[0].max == 7
