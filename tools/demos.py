@@ -64,16 +64,20 @@ def _r(x: Any) -> Any:
     return x
 
 
-def _fig(*args, **kwargs):
-    from tools.images import new_figure
+def _fig(nrows: int = 1, ncols: int = 1, figsize=(6, 3.2), **kwargs):
+    """A matplotlib Figure outside pyplot: tool calls run in worker threads, pyplot's global state is not safe there."""
+    from matplotlib.figure import Figure
 
-    return new_figure(*args, **kwargs)
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, **kwargs)
 
 
 def _png(fig) -> bytes:
-    from tools.images import figure_to_png
+    import io
 
-    return figure_to_png(fig, dpi=90)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    return buf.getvalue()
 
 
 def _heatmap(ax, a, title: str) -> None:

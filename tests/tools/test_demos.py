@@ -281,3 +281,24 @@ def test_every_demo_runs_with_defaults_and_gives_bilingual_notes_and_code(name):
     assert result.has_plot == (png is not None)
     if png is not None:
         assert png[:4] == b"\x89PNG" and len(png) < 200_000
+
+
+def test_plots_are_drawn_without_pyplot_so_concurrent_calls_are_safe():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from tools.demos import run_demo, DemoParams; run_demo('activations', DemoParams()); "
+        "sys.exit('matplotlib.pyplot' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
+
+
+def test_concurrent_demos_give_the_same_numbers_as_serial_ones():
+    from concurrent.futures import ThreadPoolExecutor
+
+    names = ["softmax", "dropout", "norm_compare", "convolution", "gradient_descent", "tanh"]
+    serial = [run_demo(n, DemoParams(seed=4))[0].values for n in names]
+    with ThreadPoolExecutor(4) as pool:
+        parallel = list(pool.map(lambda n: run_demo(n, DemoParams(seed=4))[0].values, names))
+    assert parallel == serial
