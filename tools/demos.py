@@ -648,10 +648,12 @@ def _dropout_demo(p: DemoParams) -> tuple[DemoResult, bytes | None]:
 
     xs = p.demo_input if p.demo_input is not None else [1.0] * 10
     x = torch.tensor(xs, dtype=torch.float64)
-    with torch.random.fork_rng(devices=[]):  # keep the caller's global RNG untouched
-        torch.manual_seed(p.seed)
-        train_out = F.dropout(x, p.dropout_p, training=True)
-        big = F.dropout(torch.ones(100_000, dtype=torch.float64), p.dropout_p, training=True)
+    keep = 1 - p.dropout_p
+    # what F.dropout(training=True) computes, with our own generator: the global RNG is shared by concurrent calls
+    g = torch.Generator().manual_seed(p.seed)
+    mask = torch.bernoulli(torch.full_like(x, keep), generator=g)
+    train_out = x * mask / keep
+    big = torch.bernoulli(torch.full((100_000,), keep, dtype=torch.float64), generator=g) / keep
     eval_out = F.dropout(x, p.dropout_p, training=False)
     return (
         DemoResult(
@@ -660,17 +662,19 @@ def _dropout_demo(p: DemoParams) -> tuple[DemoResult, bytes | None]:
             parameters={"demo_input": _r(xs), "dropout_p": p.dropout_p, "seed": p.seed},
             values={
                 "train_mode_output": _r(train_out),
-                "zeroed": int((train_out == 0).sum() - (x == 0).sum()),
+                "kept_mask": [int(m) for m in mask.tolist()],
+                "zeroed": int((mask == 0).sum()),
                 "scale_of_kept_values": _r(1 / (1 - p.dropout_p)),
                 "eval_mode_output": _r(eval_out),
                 "mean_over_100000_ones_in_training": _r(float(big.mean())),
             },
             code=(
                 "import torch, torch.nn.functional as F\n"
-                f"torch.manual_seed({p.seed})\n"
-                f"x = torch.tensor({list(xs)})\n"
-                f"print(F.dropout(x, {p.dropout_p}, training=True))   # some zeros, others / (1 - p)\n"
-                f"print(F.dropout(x, {p.dropout_p}, training=False))  # unchanged"
+                f"x = torch.tensor({list(xs)}, dtype=torch.float64)\n"
+                f"g = torch.Generator().manual_seed({p.seed})\n"
+                f"mask = torch.bernoulli(torch.full_like(x, {keep:.12g}), generator=g)  # 1 = kept\n"
+                f"print(x * mask / {keep:.12g})  # training: what F.dropout(x, {p.dropout_p}) does\n"
+                f"print(F.dropout(x, {p.dropout_p}, training=False))  # evaluation: unchanged"
             ),
             notes=[
                 _t(

@@ -181,6 +181,19 @@ def test_dropout_zeroes_or_rescales_and_eval_is_identity():
     assert r.values["mean_over_100000_ones_in_training"] == pytest.approx(1.0, abs=0.02)
 
 
+def test_dropout_code_reproduces_the_numbers():
+    import contextlib
+    import io
+
+    r = demo("dropout", demo_input=[2.0, -1.0, 0.5, 4.0], dropout_p=0.7, seed=9)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(r.code.replace("print(", "results.append("), {"results": (results := [])})
+    assert results[0].tolist() == pytest.approx(r.values["train_mode_output"], abs=1e-6)
+    assert results[1].tolist() == r.values["eval_mode_output"]
+    assert "0.3" in r.code and "0.30000000000000004" not in r.code
+
+
 def test_dropout_is_reproducible_by_seed_and_leaves_the_global_rng_alone():
     import torch
 
