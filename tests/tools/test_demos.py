@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 
 import numpy as np
@@ -182,9 +184,6 @@ def test_dropout_zeroes_or_rescales_and_eval_is_identity():
 
 
 def test_dropout_code_reproduces_the_numbers():
-    import contextlib
-    import io
-
     r = demo("dropout", demo_input=[2.0, -1.0, 0.5, 4.0], dropout_p=0.7, seed=9)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -290,6 +289,10 @@ def test_every_demo_runs_with_defaults_and_gives_bilingual_notes_and_code(name):
     assert result.title.en and result.title.zh and result.notes
     assert all(n.en and n.zh for n in result.notes)
     assert "torch" in result.code
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(result.code, {"__name__": "__main__"})  # the reproducing code runs as shown
+    assert out.getvalue().strip()
     result.model_dump_json()
     assert result.has_plot == (png is not None)
     if png is not None:
