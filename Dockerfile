@@ -21,8 +21,9 @@ ENV PIP_NO_CACHE_DIR=1 \
 SHELL ["/bin/sh", "-eu", "-c"]
 RUN python3 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
-# The glob makes ./wheels optional: when it is absent only pyproject.toml lands in /tmp/wheels.
-COPY pyproject.toml wheel[s] /tmp/wheels/
+# The glob makes ./wheels optional: when it is absent only .dockerignore lands in /tmp/wheels.
+# (.dockerignore, not pyproject.toml, so that editing the project keeps this torch layer cached.)
+COPY .dockerignore wheel[s] /tmp/wheels/
 # torch first, from its own index (CPU build by default); its dependencies come from PyPI.
 RUN --mount=type=secret,id=cacert \
     if [ -s /run/secrets/cacert ]; then export PIP_CERT=/run/secrets/cacert; fi; \

@@ -128,10 +128,21 @@ def find_inspector(install: bool = False) -> Path | None:
     return cli if cli.is_file() else None
 
 
+# Dropped from launched servers' environment: CI machines may set it, and then every start of a uv
+# environment (no .pyc written) recompiles torch's Python files, which multiplies start-up time.
+UNSET_FOR_SERVERS = ("PYTHONDONTWRITEBYTECODE",)
+
+
+def server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in UNSET_FOR_SERVERS}
+    env.update(extra or {})
+    return env
+
+
 def write_launch_script(path: Path, argv: list[str], env: dict[str, str] | None = None) -> Path:
     """A one-line sh script that execs `argv`: the Inspector then starts a plain command, and none of the
     server's own flags can be mistaken for the Inspector's (it parses `--transport` itself)."""
-    lines = ["#!/bin/sh"]
+    lines = ["#!/bin/sh", *(f"unset {name}" for name in UNSET_FOR_SERVERS)]
     for key, value in (env or {}).items():
         lines.append(f"export {key}={shlex.quote(value)}")
     lines.append("exec " + " ".join(shlex.quote(a) for a in argv) + ' "$@"')
@@ -286,8 +297,7 @@ def initialize_over_pipe(proc: subprocess.Popen, timeout: float = 300) -> dict[s
 def hold_client(argv: list[str], pid_file: Path, timeout: float) -> None:
     """Act as an MCP client that starts `argv`, initializes it, writes the launcher's pid, then waits
     forever (the test kills this process to play a client that crashed)."""
-    env = dict(os.environ)
-    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=server_env())
     answer = initialize_over_pipe(proc, timeout)
     assert "result" in answer, answer
     pid_file.write_text(str(proc.pid))

@@ -30,6 +30,7 @@ from launch_support import (
     need,
     process_tree,
     run_inspector,
+    server_env,
     still_running,
     write_launch_script,
 )
@@ -68,8 +69,6 @@ def uv_args() -> list[str]:
         sys.executable,
         "--with",
         f"torch=={torch_version}",
-        "--refresh-package",
-        "ml-lab-mcp",
     ]
     for d in links:
         args += ["--find-links", d]
@@ -109,7 +108,7 @@ class Launcher:
     cwd: Path | None = None
 
     def full_env(self) -> dict[str, str]:
-        return {**os.environ, **self.env}
+        return server_env(self.env)
 
     def script(self, folder: Path) -> Path:
         argv = (
