@@ -200,9 +200,10 @@ def inspector_tool_flags(args: dict[str, Any]) -> list[str]:
 
 
 def check_with_inspector(
-    cli: Path, command: Path, expected: tuple[str, ...] = EXPECTED_TOOLS
+    cli: Path, command: Path, expected: tuple[str, ...] = EXPECTED_TOOLS, only: tuple[str, ...] | None = None
 ) -> dict[str, dict]:
-    """List the tools and call each with sample arguments; returns {tool: result}. Raises on any failure."""
+    """List the tools and call each (or those in `only`) with sample arguments; returns {tool: result}.
+    Raises on any failure."""
     listed = run_inspector(cli, command, "tools/list")
     tools = {t["name"]: t for t in listed["tools"]}
     missing = [name for name in expected if name not in tools]
@@ -210,6 +211,8 @@ def check_with_inspector(
         raise AssertionError(f"tools missing from tools/list: {missing}; got {sorted(tools)}")
     results = {}
     for name, tool in tools.items():
+        if only is not None and name not in only:
+            continue
         args = sample_arguments(tool)
         result = run_inspector(cli, command, "tools/call", ["--tool-name", name, *inspector_tool_flags(args)])
         if result.get("isError"):

@@ -160,13 +160,20 @@ def _server_processes(procs) -> list:
     return found
 
 
-@pytest.mark.parametrize("name", LAUNCHERS)
+@pytest.mark.parametrize("name", ["uvx-wheel", "npx", "npx-python-fallback"])
 def test_inspector_lists_and_calls_every_tool_through_the_launcher(name, launchers, inspector, tmp_path):
     script = launchers[name].script(tmp_path)
     results = check_with_inspector(inspector, script)
     assert set(EXPECTED_TOOLS) <= set(results)
     for result in results.values():
         assert result.get("structuredContent"), result
+
+
+def test_inspector_lists_the_tools_of_the_server_installed_from_the_sdist(launchers, inspector, tmp_path):
+    # The sdist must carry everything the wheel does (package data included): one call proves the data.
+    script = launchers["uvx-sdist"].script(tmp_path)
+    results = check_with_inspector(inspector, script, only=("explain_concept",))
+    assert results["explain_concept"].get("structuredContent")
 
 
 @pytest.mark.parametrize("name", ["uvx-wheel", "npx"])
