@@ -7,10 +7,12 @@ as an internal error, and the server keeps serving.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import inspect
 import json
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -40,6 +42,8 @@ class McpReporter:
         self._lock = threading.Lock()
 
     def progress(self, done: float, total: float | None = None, message: str | None = None) -> None:
+        # Every progress report is also a cancellation point, so a loop that reports stops on a cancel.
+        self.check_cancelled()
         if self._ctx is None:
             return
         now = time.monotonic()
@@ -50,18 +54,34 @@ class McpReporter:
             self._last = now
         try:
             anyio.from_thread.run(self._ctx.report_progress, float(done), total, message)
-        except anyio.get_cancelled_exc_class():
-            raise Cancelled() from None
         except RuntimeError:  # not in a worker thread (direct call): nothing to report to
             self._ctx = None
+        except BaseException as exc:
+            if _is_cancellation(exc):
+                raise Cancelled() from None
+            raise
 
     def check_cancelled(self) -> None:
         try:
             anyio.from_thread.check_cancelled()
-        except anyio.get_cancelled_exc_class():
-            raise Cancelled() from None
-        except RuntimeError:
+        except RuntimeError:  # not in a worker thread (direct call): never cancelled
             return
+        except BaseException as exc:
+            if _is_cancellation(exc):
+                raise Cancelled() from None
+            raise
+
+
+def _is_cancellation(exc: BaseException) -> bool:
+    """Whether `exc` is the event loop's cancellation, seen from a worker thread.
+
+    `anyio.get_cancelled_exc_class()` cannot be used here: it asks the running event loop, and a worker
+    thread has none (it raises NoEventLoopError, which turned every cancel into an "internal error").
+    """
+    if isinstance(exc, asyncio.CancelledError):
+        return True
+    trio = sys.modules.get("trio")
+    return trio is not None and isinstance(exc, trio.Cancelled)
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -102,7 +122,9 @@ def to_call_result(output: ToolOutput) -> CallToolResult:
     content.append(TextContent(type="text", text=json.dumps(data, ensure_ascii=False, separators=(",", ":"))))
     for img in output.images:
         content.append(
-            ImageContent(type="image", data=base64.b64encode(img.png).decode("ascii"), mime_type=img.mime_type)
+            ImageContent(
+                type="image", data=base64.b64encode(img.png).decode("ascii"), mime_type=img.mime_type
+            )
         )
     return CallToolResult(content=content, structured_content=data)
 
@@ -131,7 +153,9 @@ def register_tool(
             fname,
             inspect.Parameter.KEYWORD_ONLY,
             annotation=_schema_field(info),
-            default=inspect.Parameter.empty if info.is_required() else info.get_default(call_default_factory=True),
+            default=inspect.Parameter.empty
+            if info.is_required()
+            else info.get_default(call_default_factory=True),
         )
         for fname, info in input_model.model_fields.items()
     ]
@@ -164,4 +188,6 @@ def register_tool(
     call.__doc__ = description
     call.__signature__ = inspect.Signature(params, return_annotation=return_annotation)  # type: ignore[attr-defined]
     call.__annotations__ = {"ctx": Context, "return": return_annotation}
-    mcp.add_tool(call, name=name, title=title, description=description, annotations=annotations, structured_output=True)
+    mcp.add_tool(
+        call, name=name, title=title, description=description, annotations=annotations, structured_output=True
+    )

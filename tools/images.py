@@ -6,6 +6,7 @@ import base64
 import binascii
 import io
 import re
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,7 +21,11 @@ if TYPE_CHECKING:
 INLINE_MAX_SIDE = 1024
 INLINE_MAX_BYTES = 600_000
 _BASE64_RE = re.compile(r"^[A-Za-z0-9+/=_\-\s]+$")
-_DATA_URI_RE = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w-]+=[\w.+-]+)*)(?P<b64>;base64)?,", re.I)
+# What PIL's format plugins raise on damaged data (besides UnidentifiedImageError).
+_CORRUPT = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error)
+_DATA_URI_RE = re.compile(
+    r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w-]+=[\w.+-]+)*)(?P<b64>;base64)?,", re.I
+)
 
 
 @dataclass
@@ -39,19 +44,27 @@ def _open_bytes(data: bytes, argument: str, shown: str):
     try:
         return Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
-        raise InvalidArgument(argument, shown, "is not an image PIL can read (PNG, JPEG, GIF, BMP, TIFF, WebP...)") from None
+        raise InvalidArgument(
+            argument, shown, "is not an image PIL can read (PNG, JPEG, GIF, BMP, TIFF, WebP...)"
+        ) from None
     except Image.DecompressionBombError as exc:
         raise InvalidArgument(argument, shown, f"refused as a decompression bomb: {exc}") from None
+    except _CORRUPT as exc:  # a recognised format whose header is cut short or inflates too far (zTXt bombs)
+        raise InvalidArgument(argument, shown, f"image header is truncated or corrupt ({exc})") from None
 
 
 def _decode_base64(payload: str, argument: str, cfg: LabConfig, shown: str) -> bytes:
     limit = cfg.limits.max_base64_bytes
     if len(payload) > limit:
-        raise InvalidArgument(argument, shown, f"base64 payload is {len(payload)} characters; the limit is {limit}")
+        raise InvalidArgument(
+            argument, shown, f"base64 payload is {len(payload)} characters; the limit is {limit}"
+        )
     try:
         compact = re.sub(r"\s+", "", payload)
         compact += "=" * (-len(compact) % 4)
-        return base64.b64decode(compact, altchars=b"-_" if ("-" in compact or "_" in compact) else None, validate=True)
+        return base64.b64decode(
+            compact, altchars=b"-_" if ("-" in compact or "_" in compact) else None, validate=True
+        )
     except (binascii.Error, ValueError):
         raise InvalidArgument(argument, shown, "is not valid base64") from None
 
@@ -67,7 +80,9 @@ def open_image_input(value: str, cfg: LabConfig, argument: str = "image") -> Ima
     `mllab://outputs/...` URI of a file this server made.
     """
     if not isinstance(value, str) or not value.strip():
-        raise InvalidArgument(argument, value, "give a file path, a data: URI, base64 text or an mllab:// URI")
+        raise InvalidArgument(
+            argument, value, "give a file path, a data: URI, base64 text or an mllab:// URI"
+        )
     value = value.strip()
     shown = value if len(value) <= 80 else value[:60] + f"... ({len(value)} chars)"
     path: Path | None = None
@@ -76,7 +91,9 @@ def open_image_input(value: str, cfg: LabConfig, argument: str = "image") -> Ima
         if not m or not m.group("b64"):
             raise InvalidArgument(argument, shown, "a data: URI must look like data:image/png;base64,<data>")
         if m.group("mime") and not m.group("mime").lower().startswith("image/"):
-            raise InvalidArgument(argument, shown, f"data: URI has type {m.group('mime')}; only image/* is allowed")
+            raise InvalidArgument(
+                argument, shown, f"data: URI has type {m.group('mime')}; only image/* is allowed"
+            )
         im = _open_bytes(_decode_base64(value[m.end() :], argument, cfg, shown), argument, shown)
         kind, desc = "data_uri", "data: URI"
     elif value.startswith(OUTPUT_URI_PREFIX):
@@ -103,7 +120,9 @@ def check_pixels(im, cfg: LabConfig, argument: str, shown: str) -> None:
     cap = cfg.limits.max_pixels
     if w * h > cap:
         raise InvalidArgument(
-            argument, shown, f"image is {w}x{h} = {w * h} pixels; the limit is {cap} (refused before decoding)"
+            argument,
+            shown,
+            f"image is {w}x{h} = {w * h} pixels; the limit is {cap} (refused before decoding)",
         )
 
 
@@ -115,7 +134,7 @@ def decode(im, argument: str = "image", shown: str = "image"):
         im.load()
     except Image.DecompressionBombError as exc:
         raise InvalidArgument(argument, shown, f"refused as a decompression bomb: {exc}") from None
-    except (OSError, SyntaxError, ValueError) as exc:
+    except _CORRUPT as exc:
         raise InvalidArgument(argument, shown, f"image data is truncated or corrupt ({exc})") from None
     return im
 
@@ -146,20 +165,21 @@ def save_png(im, cfg: LabConfig, category: str = "images") -> Path:
 
 
 def figure_to_png(fig, dpi: int = 100) -> bytes:
-    """Render a matplotlib figure to PNG bytes and close it (Agg backend, no screen needed)."""
-    import matplotlib.pyplot as plt
-
+    """Render a matplotlib figure to PNG bytes (Agg, no screen, no pyplot state)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
     return buf.getvalue()
 
 
-def new_figure(*args, **kwargs):
-    """A matplotlib figure on the Agg backend, importing matplotlib only when a picture is drawn."""
-    import matplotlib
+def new_figure(nrows: int = 1, ncols: int = 1, **kwargs):
+    """A matplotlib Figure and its axes, outside pyplot.
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    Tool calls run concurrently in worker threads and pyplot's global figure registry is not
+    thread-safe; a bare `Figure` is, and is freed like any object. Same arguments as plt.subplots.
+    """
+    from matplotlib.figure import Figure
 
-    return plt.subplots(*args, **kwargs)
+    fig_kw = {k: kwargs.pop(k) for k in ("figsize", "dpi", "layout", "facecolor") if k in kwargs}
+    fig = Figure(**fig_kw)
+    axes = fig.subplots(nrows, ncols, **kwargs)
+    return fig, axes

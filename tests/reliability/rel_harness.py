@@ -1,0 +1,513 @@
+"""The reliability harness: servers with small limits, a synchronous client over a blocking portal, a stdio
+subprocess server with its pid, checks shared by every test, and the figures the session summary prints.
+
+Tools are never named here except in `TOOL_PROFILES` (optional hints for tools whose schema alone does not
+give a fast valid call); everything else is discovered through `tools/list`, so a tool added to
+`mcp_server.server._REGISTRARS` is covered without editing this suite.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import functools
+import importlib.util
+import io
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import psutil
+from anyio.from_thread import start_blocking_portal
+from mcp import Client, StdioServerParameters
+from mcp.types import CallToolResult
+
+from tools.config import LabConfig, Limits
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+DEMO_MODULE = "reliability_demo_tool"
+DEMO_TOOL = "reliability_demo"
+SERVE_SCRIPT = HERE / "serve_fixture.py"
+RESULT_BYTES_CAP = 1024 * 1024  # Claude Desktop rejects a tool result over 1 MiB
+INLINE_SIDE_CAP = 1024
+
+
+# ---------------------------------------------------------------- figures for the session summary
+
+
+@dataclass
+class Stats:
+    calls: Counter = field(default_factory=Counter)  # tool -> calls made
+    errors: Counter = field(default_factory=Counter)  # tool -> isError results
+    hostile_cases: int = 0
+    peak_rss_mb: dict[str, float] = field(default_factory=dict)  # scenario -> peak RSS (MB)
+    cancel_latency_s: list[tuple[str, float]] = field(default_factory=list)
+    shutdown_latency_s: list[tuple[str, float]] = field(default_factory=list)
+    soak: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def record_call(self, tool: str, result: CallToolResult | None) -> None:
+        self.calls[tool] += 1
+        if result is None or result.is_error:
+            self.errors[tool] += 1
+
+    def record_peak(self, scenario: str, mb: float) -> None:
+        self.peak_rss_mb[scenario] = max(mb, self.peak_rss_mb.get(scenario, 0.0))
+
+    def lines(self) -> list[str]:
+        per_tool = ", ".join(f"{t}={n} ({self.errors[t]} isError)" for t, n in sorted(self.calls.items()))
+        peak = max(self.peak_rss_mb.values(), default=0.0)
+        cancel = max((s for _, s in self.cancel_latency_s), default=float("nan"))
+        shut = max((s for _, s in self.shutdown_latency_s), default=float("nan"))
+        out = [
+            f"reliability: {sum(self.calls.values())} calls, {self.hostile_cases} hostile cases, "
+            f"peak RSS {peak:.0f} MB, cancellation <= {cancel:.2f} s, shutdown <= {shut:.2f} s",
+            f"  calls per tool: {per_tool or 'none'}",
+        ]
+        if self.peak_rss_mb:
+            out.append(
+                "  peak RSS (MB): " + ", ".join(f"{k}={v:.0f}" for k, v in sorted(self.peak_rss_mb.items()))
+            )
+        if self.cancel_latency_s:
+            out.append("  cancellation (s): " + ", ".join(f"{k}={v:.2f}" for k, v in self.cancel_latency_s))
+        if self.shutdown_latency_s:
+            out.append("  shutdown (s): " + ", ".join(f"{k}={v:.2f}" for k, v in self.shutdown_latency_s))
+        if self.soak:
+            out.append("  soak: " + ", ".join(f"{k}={v}" for k, v in self.soak.items()))
+        out += [f"  note: {n}" for n in self.notes]
+        return out
+
+
+STATS = Stats()
+
+
+# ---------------------------------------------------------------- configuration and discovery
+
+
+def small_limits(**overrides: Any) -> Limits:
+    """Caps small enough that any call the schema allows finishes in about a second on 2 cores."""
+    values: dict[str, Any] = dict(
+        max_pixels=2_000_000,
+        max_base64_bytes=2 * 1024 * 1024,
+        max_file_bytes=8 * 1024 * 1024,
+        max_samples=200,
+        max_train_work=20_000,
+        max_variants=2,
+        default_time_budget_s=1.5,
+        max_time_budget_s=2.0,
+        max_steps=3,
+        max_images=2,
+        max_generate_pixels=64 * 64,
+    )
+    values.update(overrides)
+    known = {k: v for k, v in values.items() if k in Limits.model_fields}
+    return Limits(**known)
+
+
+def limit_flags(limits: Limits) -> list[str]:
+    out = []
+    for name in Limits.model_fields:
+        out += ["--limit", f"{name}={getattr(limits, name)}"]
+    return out
+
+
+def make_cfg(root: Path, limits: Limits | None = None) -> LabConfig:
+    """Output dir and one allowed input dir under `root` (which is otherwise untouched)."""
+    (root / "inputs").mkdir(parents=True, exist_ok=True)
+    return LabConfig.create(root / "outputs", [root / "inputs"], limits=limits or small_limits())
+
+
+def product_registrars() -> tuple[str, ...]:
+    from mcp_server import server
+
+    return tuple(server._REGISTRARS)
+
+
+def available_registrars() -> tuple[str, ...]:
+    """The product's tool modules that exist now (the others are still being written)."""
+    return tuple(m for m in product_registrars() if importlib.util.find_spec(m) is not None)
+
+
+def missing_registrars() -> tuple[str, ...]:
+    return tuple(m for m in product_registrars() if importlib.util.find_spec(m) is None)
+
+
+def harness_registrars() -> tuple[str, ...]:
+    return (*available_registrars(), DEMO_MODULE)
+
+
+def build(cfg: LabConfig, registrars: tuple[str, ...] | None = None):
+    from mcp_server.server import build_server
+
+    return build_server(cfg, registrars or harness_registrars())
+
+
+# ---------------------------------------------------------------- tool hints (optional, by name)
+
+# Arguments that make a fast, deterministic valid call for tools whose schema alone gives a poor one,
+# and which argument carries an image input. Tools missing here get schema-derived minimal arguments.
+TOOL_PROFILES: dict[str, dict[str, Any]] = {
+    DEMO_TOOL: {"base": {"count": 5, "seed": 3}, "image_args": ["image"], "long": {"seconds": 30}},
+}
+
+
+def profile(tool: str) -> dict[str, Any]:
+    return TOOL_PROFILES.get(tool, {})
+
+
+def image_arguments(tool: str, schema: dict) -> list[str]:
+    """Arguments that take an image (path, data: URI, base64): from the profile, else by name."""
+    if "image_args" in profile(tool):
+        return list(profile(tool)["image_args"])
+    return [n for n in schema.get("properties", {}) if "image" in n.lower()]
+
+
+# ---------------------------------------------------------------- checks every result must pass
+
+
+def result_text(result: CallToolResult) -> str:
+    return "\n".join(getattr(c, "text", "") for c in result.content if getattr(c, "type", "") == "text")
+
+
+def check_result(tool: str, result: CallToolResult, *, broken_arg: str | None = None) -> None:
+    """A result, or a clear error: never an internal error, never an oversized or malformed payload."""
+    assert isinstance(result, CallToolResult), result
+    text = result_text(result)
+    if result.is_error:
+        assert text.strip(), f"{tool}: empty error"
+        assert "Internal error" not in text, (
+            f"{tool}: unexpected exception reached the boundary: {text[:600]}"
+        )
+        assert "ran out of memory" not in text, f"{tool}: {text[:300]}"
+        assert len(text) < 20_000, f"{tool}: error text of {len(text)} chars (echoes a huge argument?)"
+        if broken_arg is not None:
+            assert broken_arg in text or "Unknown tool" in text, (
+                f"{tool}: error does not name `{broken_arg}`: {text}"
+            )
+        return
+    wire = result.model_dump_json(by_alias=True, exclude_none=True)
+    assert len(wire) < RESULT_BYTES_CAP, f"{tool}: result is {len(wire)} bytes on the wire (cap 1 MiB)"
+    assert result.structured_content is not None, f"{tool}: no structured content"
+    for c in result.content:
+        if getattr(c, "type", "") == "image":
+            from PIL import Image
+
+            im = Image.open(io.BytesIO(base64.b64decode(c.data)))
+            assert max(im.size) <= INLINE_SIDE_CAP, f"{tool}: inline image {im.size}"
+            assert im.format in ("PNG", "JPEG", "WEBP", "GIF"), im.format
+
+
+def comparable(value: Any) -> Any:
+    """Structured content minus what legitimately differs between two identical calls (time, paths)."""
+    volatile = ("time", "elapsed", "second", "duration", "path", "uri", "file", "_s", "_ms", "wall")
+    if isinstance(value, dict):
+        return {k: comparable(v) for k, v in value.items() if not any(w in k.lower() for w in volatile)}
+    if isinstance(value, list):
+        return [comparable(v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------- worker spans (when a tool's thread ends)
+
+
+class Spans:
+    """Wraps every tool function of a server to record when its worker thread starts and ends."""
+
+    def __init__(self, mcp) -> None:
+        self.started: list[tuple[str, float]] = []
+        self.ended: list[tuple[str, float]] = []
+        self.running = 0
+        self._lock = threading.Lock()
+        for tool in mcp._tool_manager._tools.values():
+            tool.fn = self._wrap(tool.name, tool.fn)
+
+    def _wrap(self, name: str, fn):
+        @functools.wraps(fn)
+        def wrapper(**kwargs):
+            with self._lock:
+                self.started.append((name, time.monotonic()))
+                self.running += 1
+            try:
+                return fn(**kwargs)
+            finally:
+                with self._lock:
+                    self.ended.append((name, time.monotonic()))
+                    self.running -= 1
+
+        return wrapper
+
+    def wait_idle(self, timeout: float) -> float | None:
+        """Seconds until no tool function runs, or None after `timeout`."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            with self._lock:
+                if self.running == 0:
+                    return time.monotonic() - t0
+            time.sleep(0.005)
+        return None
+
+
+# ---------------------------------------------------------------- a synchronous client
+
+
+class SyncClient:
+    """An MCP client driven from plain (hypothesis-friendly) test code through an anyio blocking portal."""
+
+    def __init__(self, portal, client: Client) -> None:
+        self.portal = portal
+        self.client = client
+
+    def list_tools(self) -> dict[str, dict]:
+        tools = self.portal.call(self.client.list_tools).tools
+        return {t.name: t.input_schema for t in tools}
+
+    def call(
+        self, tool: str, args: dict, progress: list | None = None, timeout: float = 120
+    ) -> CallToolResult:
+        async def go():
+            cb = None
+            if progress is not None:
+
+                async def cb(p, total, message):
+                    progress.append((p, total, message))
+
+            with anyio.fail_after(timeout):
+                return await self.client.call_tool(tool, args, progress_callback=cb)
+
+        try:
+            result = self.portal.call(go)
+        except BaseException:
+            STATS.record_call(tool, None)
+            raise
+        STATS.record_call(tool, result)
+        return result
+
+    def call_many(
+        self, calls: list[tuple[str, dict]], timeout: float = 180
+    ) -> list[tuple[CallToolResult, list]]:
+        """All calls at once on this one connection; each with its own progress log."""
+
+        async def go():
+            out: list[Any] = [None] * len(calls)
+
+            async def one(i, tool, args):
+                log: list = []
+
+                async def cb(p, total, message):
+                    log.append((p, total, message))
+
+                out[i] = (await self.client.call_tool(tool, args, progress_callback=cb), log)
+
+            with anyio.fail_after(timeout):
+                async with anyio.create_task_group() as tg:
+                    for i, (tool, args) in enumerate(calls):
+                        tg.start_soon(one, i, tool, args)
+            return out
+
+        out = self.portal.call(go)
+        for (tool, _), (result, _) in zip(calls, out, strict=True):
+            STATS.record_call(tool, result)
+        return out
+
+    def call_and_cancel(self, tool: str, args: dict, after_s: float) -> float:
+        """Start a call, cancel it (the client sends notifications/cancelled) after `after_s`; returns the
+        moment of the cancel (time.monotonic())."""
+
+        async def go():
+            with anyio.move_on_after(after_s):
+                await self.client.call_tool(tool, args)
+            return time.monotonic()
+
+        STATS.calls[tool] += 1
+        return self.portal.call(go)
+
+
+@contextlib.contextmanager
+def in_memory(mcp, mode: str = "legacy"):
+    with (
+        start_blocking_portal() as portal,
+        portal.wrap_async_context_manager(Client(mcp, mode=mode)) as client,
+    ):
+        yield SyncClient(portal, client)
+
+
+# ---------------------------------------------------------------- the stdio server in a subprocess
+
+
+def server_env(root: Path, registrars: tuple[str, ...] | None = None) -> dict[str, str]:
+    """Environment of a subprocess server: its HOME, caches and TMPDIR inside `root` (so writes can be seen)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ML_LAB_")}
+    sandbox = {
+        "HOME": root / "home",
+        "TMPDIR": root / "tmp",
+        "XDG_CACHE_HOME": root / "cache",
+        "MPLCONFIGDIR": root / "cache" / "matplotlib",
+    }
+    for p in sandbox.values():
+        p.mkdir(parents=True, exist_ok=True)
+    env.update({k: str(v) for k, v in sandbox.items()})
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["ML_LAB_RELIABILITY_REGISTRARS"] = ",".join(registrars or harness_registrars())
+    env["PYTHONUNBUFFERED"] = "1"
+    # Hugging Face libraries must not reach for the network from a test.
+    env["HF_HUB_OFFLINE"] = "1"
+    env["TRANSFORMERS_OFFLINE"] = "1"
+    return env
+
+
+def server_argv(cfg: LabConfig, extra: list[str] | None = None) -> list[str]:
+    argv = [sys.executable, str(SERVE_SCRIPT), "--output-dir", str(cfg.output_dir), "--log-level", "WARNING"]
+    for d in cfg.allowed_dirs:
+        if d != cfg.output_dir:
+            argv += ["--allow-dir", str(d)]
+    return argv + limit_flags(cfg.limits) + (extra or [])
+
+
+@contextlib.contextmanager
+def stdio_client(cfg: LabConfig, root: Path, mode: str = "legacy", registrars: tuple[str, ...] | None = None):
+    """A real Client over stdio to a subprocess server; yields (SyncClient, psutil.Process)."""
+    argv = server_argv(cfg)
+    params = StdioServerParameters(
+        command=argv[0], args=argv[1:], env=server_env(root, registrars), cwd=str(root / "home")
+    )
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    with (
+        start_blocking_portal() as portal,
+        portal.wrap_async_context_manager(Client(params, mode=mode)) as client,
+    ):
+        new = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
+        proc = next(p for p in new if str(SERVE_SCRIPT) in " ".join(p.cmdline()))
+        yield SyncClient(portal, client), proc
+
+
+class RawServer:
+    """The stdio server as a bare subprocess: write JSON-RPC lines, read replies (for protocol abuse)."""
+
+    def __init__(self, cfg: LabConfig, root: Path, registrars: tuple[str, ...] | None = None) -> None:
+        self.proc = subprocess.Popen(
+            server_argv(cfg),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=open(root / "server-stderr.log", "ab"),  # noqa: SIM115
+            env=server_env(root, registrars),
+            cwd=str(root / "home"),
+        )
+        self.ps = psutil.Process(self.proc.pid)
+        self.lines: queue.Queue[bytes] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self._next_id = 1000
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line)
+        self.lines.put(b"")  # EOF
+
+    def send_raw(self, data: bytes) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def send(self, message: dict) -> None:
+        self.send_raw(json.dumps(message).encode() + b"\n")
+
+    def request(self, method: str, params: dict | None = None, id: Any = None) -> Any:
+        if id is None:
+            self._next_id += 1
+            id = self._next_id
+        msg: dict[str, Any] = {"jsonrpc": "2.0", "id": id, "method": method}
+        if params is not None:
+            msg["params"] = params
+        self.send(msg)
+        return id
+
+    def read(self, timeout: float = 10.0) -> dict | None:
+        """The next message from the server (None on EOF); fails on a line that is not JSON."""
+        line = self.lines.get(timeout=timeout)
+        if line == b"":
+            return None
+        return json.loads(line)
+
+    def wait_for(self, id: Any, timeout: float = 30.0) -> dict:
+        """The response to request `id`, skipping notifications and other responses."""
+        deadline = time.monotonic() + timeout
+        while True:
+            msg = self.read(timeout=max(0.01, deadline - time.monotonic()))
+            assert msg is not None, "server closed stdout"
+            if msg.get("id") == id and ("result" in msg or "error" in msg):
+                return msg
+
+    def initialize(self) -> dict:
+        i = self.request(
+            "initialize",
+            {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "reliability", "version": "0"},
+            },
+        )
+        reply = self.wait_for(i)
+        self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        return reply
+
+    def tools(self) -> list[str]:
+        reply = self.wait_for(self.request("tools/list", {}))
+        return [t["name"] for t in reply["result"]["tools"]]
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(Exception):
+                self.proc.stdin.close()  # type: ignore[union-attr]
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+# ---------------------------------------------------------------- memory and CPU of a process
+
+
+def peak_rss_mb(proc: psutil.Process) -> float:
+    """The process's high-water RSS (VmHWM on Linux; current RSS elsewhere)."""
+    try:
+        with open(f"/proc/{proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return proc.memory_info().rss / 2**20
+
+
+def rss_mb(proc: psutil.Process) -> float:
+    return proc.memory_info().rss / 2**20
+
+
+def wait_cpu_idle(
+    proc: psutil.Process, timeout: float, window: float = 0.1, busy_share: float = 0.2
+) -> float | None:
+    """Seconds until the process uses under `busy_share` of one core over a `window`, or None."""
+    t0 = time.monotonic()
+    last = sum(proc.cpu_times()[:2])
+    while time.monotonic() - t0 < timeout:
+        time.sleep(window)
+        now = sum(proc.cpu_times()[:2])
+        if now - last < busy_share * window:
+            return time.monotonic() - t0 - window
+        last = now
+    return None

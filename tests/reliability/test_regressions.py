@@ -1,0 +1,95 @@
+"""Regression tests for bugs the reliability suite found in the shared code (one per behaviour)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import threading
+import time
+
+import anyio
+import pytest
+from rel_files import png_text_bomb
+
+from mcp_server.adapter import McpReporter
+from tools.common import Cancelled, InvalidArgument
+from tools.images import decode, open_image_input
+
+
+class _Ctx:
+    async def report_progress(self, done, total, message):
+        return None
+
+
+def _run_until_cancelled(step) -> BaseException | None:
+    """Call `step()` in a worker thread until it raises; cancel the awaiting task after 0.2 s."""
+    outcome: dict[str, BaseException] = {}
+
+    def work():
+        try:
+            while True:
+                step()
+                time.sleep(0.01)
+        except BaseException as exc:
+            outcome["exc"] = exc
+            raise
+
+    async def main():
+        with anyio.move_on_after(0.2):
+            with contextlib.suppress(Exception):  # what the worker raised is in `outcome`
+                await anyio.to_thread.run_sync(work)
+
+    anyio.run(main)
+    return outcome.get("exc")
+
+
+def test_cancel_seen_by_check_cancelled_raises_cancelled_not_an_internal_error():
+    # was: evaluating anyio.get_cancelled_exc_class() in the worker thread raised NoEventLoopError
+    reporter = McpReporter(_Ctx())
+    assert isinstance(_run_until_cancelled(reporter.check_cancelled), Cancelled)
+
+
+def test_progress_after_a_cancel_raises_cancelled_so_a_reporting_loop_stops():
+    # was: progress() never looked at cancellation, so a loop that only reported progress ran on
+    reporter = McpReporter(_Ctx())
+    assert isinstance(_run_until_cancelled(lambda: reporter.progress(1, 10, "x")), Cancelled)
+
+
+def test_reporter_outside_a_worker_thread_is_silent():
+    reporter = McpReporter(_Ctx())
+    reporter.progress(1, 2, "direct call")
+    reporter.check_cancelled()
+    t = threading.Thread(target=reporter.check_cancelled)
+    t.start()
+    t.join()
+
+
+def _jpeg_cut_in_header() -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 10, 10)).save(buf, format="JPEG")
+    return buf.getvalue()[: len(buf.getvalue()) // 2]
+
+
+def test_jpeg_truncated_inside_its_header_is_refused_naming_the_argument(tmp_path):
+    # was: PIL's OSError("Truncated File Read") from Image.open escaped as an internal error
+    from tools.config import LabConfig
+
+    cfg = LabConfig.create(tmp_path / "out", [tmp_path])
+    (tmp_path / "cut.jpg").write_bytes(_jpeg_cut_in_header())
+    with pytest.raises(InvalidArgument) as err:
+        decode(open_image_input(str(tmp_path / "cut.jpg"), cfg, "init_image").image)
+    assert "init_image" in str(err.value)
+    assert "truncated or corrupt" in str(err.value)
+
+
+def test_png_whose_text_chunk_inflates_too_far_is_refused_naming_the_argument(tmp_path):
+    # was: PIL's ValueError("Decompressed data too large...") from Image.open escaped as an internal error
+    from tools.config import LabConfig
+
+    cfg = LabConfig.create(tmp_path / "out", [tmp_path])
+    (tmp_path / "ztxt.png").write_bytes(png_text_bomb())
+    with pytest.raises(InvalidArgument) as err:
+        open_image_input(str(tmp_path / "ztxt.png"), cfg, "image")
+    assert "`image`" in str(err.value)
