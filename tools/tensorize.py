@@ -708,11 +708,8 @@ def _picture(core: Core, counts, names, normalize: str) -> bytes:
     hist.legend(fontsize=7)
     hist.set_title("per-channel histogram", fontsize=9)
     fig.tight_layout()
-    import matplotlib.pyplot as plt
-
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)  # one draw; tight_layout already placed everything
-    plt.close(fig)
     return buf.getvalue()
 
 
