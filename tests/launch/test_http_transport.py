@@ -8,6 +8,7 @@ The servers here run the real CLI's HTTP path (`run_http`) in a subprocess, hold
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -260,3 +261,47 @@ def test_middleware_accepts_only_a_single_exact_bearer_header():
     assert not mw.authorized(scope(TOKEN.encode()))
     with pytest.raises(ValueError):
         BearerTokenMiddleware(app=None, token="")  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def real_server(tmp_path_factory):
+    """The real CLI with every tool: `python -m mcp_server --transport streamable-http --auth-token ...`."""
+    out = tmp_path_factory.mktemp("http-real")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mcp_server", "--transport", "streamable-http", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "ML_LAB_AUTH_TOKEN": TOKEN, "ML_LAB_OUTPUT_DIR": str(out)},
+    )
+    _wait_listening(port, proc)
+    yield f"http://127.0.0.1:{port}/mcp"
+    _stop(proc)
+
+
+async def test_two_clients_training_at_once_over_the_real_cli_each_get_their_own_progress(real_server):
+    out: dict[int, tuple] = {}
+
+    async def train(epochs: int) -> None:
+        seen: list[tuple] = []
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            seen.append((progress, total, message))
+
+        async with _client(real_server) as client:
+            result = await client.call_tool(
+                "train_toy_mlp",
+                {"dataset": "circle", "epochs": epochs, "n_samples": 100, "seed": epochs},
+                progress_callback=on_progress,
+            )
+        out[epochs] = (result, seen)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(train, 30)
+        tg.start_soon(train, 45)
+
+    for epochs, (result, seen) in out.items():
+        assert not result.is_error, result.content
+        assert seen, "no progress reached the client"
+        assert {total for _, total, _ in seen} == {float(epochs)}, seen
+        assert seen[-1][0] == float(epochs)
