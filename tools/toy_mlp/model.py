@@ -92,6 +92,7 @@ class MLP:
                 if len(shape) == 2:
                     self.decay_mask[at : at + size] = 1.0
                 at += size
+        self.Wt = [W.t() for W in self.W]  # transposed views, made once: they follow in-place updates
 
     @property
     def n_layers(self) -> int:
@@ -129,7 +130,7 @@ class MLP:
         a = x
         for k in range(self.n_layers - 1):
             cache.inputs.append(a)
-            z = torch.addmm(self.b[k], a, self.W[k].t())  # (B, width)
+            z = torch.addmm(self.b[k], a, self.Wt[k])  # (B, width)
             h = _act_forward(self.activation, z)
             cache.pre.append(z)
             cache.post.append(h)
@@ -141,7 +142,7 @@ class MLP:
             cache.masks.append(mask)
             a = h + a if self.residual and k > 0 else h
         cache.inputs.append(a)
-        out = torch.addmm(self.b[-1], a, self.W[-1].t())  # (B, 1)
+        out = torch.addmm(self.b[-1], a, self.Wt[-1])  # (B, 1)
         return out.view(-1), cache
 
     def backward(self, cache: Cache, d_out: torch.Tensor) -> None:

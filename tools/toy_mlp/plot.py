@@ -7,7 +7,6 @@ import math
 
 import torch
 
-from tools.images import new_figure
 from tools.toy_mlp import data
 from tools.toy_mlp.model import MLP, prediction
 
@@ -32,13 +31,15 @@ def _extent(xy: torch.Tensor, custom: bool) -> tuple[float, float, float, float]
 
 def draw(runs: list, xy_tr, y_tr, xy_te, y_te, task: str, custom: bool = False) -> bytes:
     """runs: [(name, features, net, RunResult)]. Returns PNG bytes (about 340 x 500 px per run, 3 runs a row)."""
+    from matplotlib.figure import Figure  # not pyplot: its global figure registry is not thread-safe
     from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
     n = len(runs)
     ncols = min(n, 3)
     nrows = math.ceil(n / ncols)
-    fig, axes = new_figure(
-        2 * nrows, ncols, figsize=(3.4 * ncols, 4.9 * nrows), squeeze=False,
+    fig = Figure(figsize=(3.4 * ncols, 4.9 * nrows))
+    axes = fig.subplots(
+        2 * nrows, ncols, squeeze=False,
         gridspec_kw={"height_ratios": [3.2, 1.5] * nrows, "hspace": 0.42, "wspace": 0.32},
     )  # fmt: skip
     x0, x1, y0, y1 = ext = _extent(torch.cat([xy_tr, xy_te]), custom)
@@ -58,6 +59,8 @@ def draw(runs: list, xy_tr, y_tr, xy_te, y_te, task: str, custom: bool = False) 
         v for *_, res in runs for v in res.history.train_loss + res.history.test_loss if v is not None
     ]
     log_y = bool(finite_losses) and min(finite_losses) > 0
+    if log_y:  # labels at 1-2-5 steps over a short range, at powers of ten over a long one
+        subs = (1.0, 2.0, 5.0) if max(finite_losses) / min(finite_losses) < 100 else (1.0,)
     for i, (name, features, net, res) in enumerate(runs):
         row, col = 2 * (i // ncols), i % ncols
         ax, lax = axes[row][col], axes[row + 1][col]
@@ -113,7 +116,7 @@ def draw(runs: list, xy_tr, y_tr, xy_te, y_te, task: str, custom: bool = False) 
         )
         if log_y:
             lax.set_yscale("log")
-            lax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            lax.yaxis.set_major_locator(LogLocator(subs=subs, numticks=6))
             lax.yaxis.set_major_formatter(
                 FormatStrFormatter("%g")
             )  # plain labels: mathtext ones cost 100s of ms
@@ -141,10 +144,7 @@ def draw(runs: list, xy_tr, y_tr, xy_te, y_te, task: str, custom: bool = False) 
 
 
 def _png(fig) -> bytes:
-    """Like images.figure_to_png, without bbox_inches="tight" (a second full draw); the margins are set above."""
-    import matplotlib.pyplot as plt
-
+    """Agg rendering without bbox_inches="tight" (that costs a second full draw); the margins are set above."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
     return buf.getvalue()
