@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -38,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="ml-lab-mcp: a hands-on deep-learning lab (real PyTorch tools) served over MCP.",
     )
     p.add_argument("--version", action="version", version=f"ml-lab-mcp {__version__}")
-    p.add_argument("--transport", choices=["stdio", "streamable-http"], default="stdio", help="default: stdio")
+    p.add_argument(
+        "--transport", choices=["stdio", "streamable-http"], default="stdio", help="default: stdio"
+    )
     p.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
     p.add_argument(
@@ -46,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("ML_LAB_AUTH_TOKEN"),
         help="bearer token required on every HTTP request (env ML_LAB_AUTH_TOKEN); required off loopback",
     )
-    p.add_argument("--stateless", action="store_true", help="HTTP: stateless mode, for replicas behind a load balancer")
+    p.add_argument(
+        "--stateless", action="store_true", help="HTTP: stateless mode, for replicas behind a load balancer"
+    )
     p.add_argument(
         "--output-dir",
         default=None,
@@ -56,8 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-dir",
         action="append",
         default=None,
-        help="folder tools may read images from; repeatable (env ML_LAB_ALLOWED_DIRS, %r-separated; "
-        "default: the working directory and the output dir)" % os.pathsep,
+        help=f"folder tools may read images from; repeatable (env ML_LAB_ALLOWED_DIRS, {os.pathsep!r}-separated; "
+        "default: the working directory and the output dir)",
     )
     p.add_argument(
         "--model-dir",
@@ -70,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="override a cap, e.g. --limit max_pixels=20000000; repeatable. Names: " + ", ".join(Limits.model_fields),
+        help="override a cap, e.g. --limit max_pixels=20000000; repeatable. Names: "
+        + ", ".join(Limits.model_fields),
     )
     p.add_argument("--log-level", default=os.environ.get("ML_LAB_LOG_LEVEL", "INFO"), help="stderr log level")
     return p
@@ -78,15 +84,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> LabConfig:
     output_dir = Path(args.output_dir) if args.output_dir else default_output_dir()
-    allowed = args.allow_dir if args.allow_dir is not None else (_env_paths("ML_LAB_ALLOWED_DIRS") or [os.getcwd()])
+    allowed = (
+        args.allow_dir if args.allow_dir is not None else (_env_paths("ML_LAB_ALLOWED_DIRS") or [os.getcwd()])
+    )
     models = args.model_dir if args.model_dir is not None else _env_paths("ML_LAB_MODEL_DIRS")
     return LabConfig.create(output_dir, allowed, models, parse_limits(args.limit))
+
+
+def _exit_now(code: int) -> None:
+    """End the process as soon as the client has gone (stdin closed).
+
+    A normal interpreter exit tears down torch and matplotlib, which takes over a second on a busy machine;
+    the client expects a stdio server to be gone within a moment. Tools write their files before they
+    return, so nothing is lost by skipping that teardown.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    logging.shutdown()
+    os._exit(code)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        stream=sys.stderr, level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        stream=sys.stderr,
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if args.transport != "stdio":
         from mcp_server.http import check_bind
@@ -108,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.transport == "stdio":
         mcp.run("stdio")
-        return 0
+        _exit_now(0)
     from mcp_server.http import run_http
 
     return run_http(mcp, args)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from rel_harness import STATS, available_registrars, build, in_memory, make_cfg, missing_registrars
 
 HERE_MARK = "tests/reliability/"
+logging.getLogger("mcp").setLevel(logging.WARNING)  # the SDK logs every refused call at INFO
 
 
 def pytest_collection_modifyitems(config, items):

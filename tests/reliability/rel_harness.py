@@ -16,6 +16,7 @@ import io
 import json
 import os
 import queue
+import re
 import subprocess
 import sys
 import threading
@@ -154,10 +155,86 @@ def build(cfg: LabConfig, registrars: tuple[str, ...] | None = None):
 
 # ---------------------------------------------------------------- tool hints (optional, by name)
 
-# Arguments that make a fast, deterministic valid call for tools whose schema alone gives a poor one,
-# and which argument carries an image input. Tools missing here get schema-derived minimal arguments.
+# Hints for tools whose schema alone gives slow or mostly-refused calls (all optional; by tool name):
+#   base(cfg)   -> arguments of a fast, deterministic valid call (merged over the schema's minimal ones)
+#   valid(cfg)  -> {argument: strategy} replacing the schema-drawn strategy in the "valid" fuzz batch
+#   long(cfg)   -> arguments of a call that runs for many seconds unless cancelled (needs roomy limits)
+#   image_args  -> arguments that take an image input
+# Tools missing here get schema-derived arguments only.
+CONCEPTS = ["relu", "softmax", "dropout", "gradient_descent", "attention", "tensor", "class", "temperature"]
+
+
+def sample_image(cfg: LabConfig, name: str = "sample.png", size: tuple[int, int] = (48, 32)) -> str:
+    """A small real image in the first allowed folder (written once)."""
+    from PIL import Image
+
+    path = cfg.allowed_dirs[0] / name
+    if not path.exists():
+        im = Image.new("RGB", size)
+        im.putdata([((x * 5) % 256, (x // 7) % 256, 128) for x in range(size[0] * size[1])])
+        im.save(path)
+    return str(path)
+
+
+def _data_uri(cfg: LabConfig) -> str:
+    return "data:image/png;base64," + base64.b64encode(Path(sample_image(cfg)).read_bytes()).decode()
+
+
+def _sts():
+    from hypothesis import strategies as st
+
+    return st
+
+
 TOOL_PROFILES: dict[str, dict[str, Any]] = {
-    DEMO_TOOL: {"base": {"count": 5, "seed": 3}, "image_args": ["image"], "long": {"seconds": 30}},
+    DEMO_TOOL: {
+        "base": lambda cfg: {"count": 5, "seed": 3},
+        "valid": lambda cfg: {"seconds": _sts().sampled_from([0.0, 0.1])},
+        "long": lambda cfg: {"seconds": 30, "label": "long"},
+        "image_args": ["image"],
+    },
+    "tensorize_image": {
+        "base": lambda cfg: {"image": sample_image(cfg)},
+        "valid": lambda cfg: {"image": _sts().sampled_from([sample_image(cfg), _data_uri(cfg)])},
+        "image_args": ["image"],
+    },
+    "generate_image": {
+        "base": lambda cfg: {
+            "prompt": "a red circle in the center on a blue background",
+            "steps": 2,
+            "seed": 1,
+        },
+        "valid": lambda cfg: {
+            "steps": _sts().integers(1, 3),
+            "num_images": _sts().integers(1, 2),
+            "width": _sts().sampled_from([None, 64]),
+            "height": _sts().sampled_from([None, 64]),
+            "init_image": _sts().sampled_from([None, sample_image(cfg)]),
+        },
+        "long": lambda cfg: {
+            "prompt": "a long one",
+            "steps": 1000,
+            "width": 64,
+            "height": 64,
+            "num_images": 1,
+        },
+        "image_args": ["init_image"],
+    },
+    "train_toy_mlp": {
+        "base": lambda cfg: {"n_samples": 100, "epochs": 20, "hidden_layers": [4], "seed": 1},
+        "valid": lambda cfg: {
+            "n_samples": _sts().integers(10, 200),
+            "epochs": _sts().integers(1, 40),
+            "time_budget_s": _sts().sampled_from([None, 1.0]),
+        },
+        "long": lambda cfg: {"n_samples": 200, "epochs": 100_000, "batch_size": 1, "time_budget_s": 50},
+        "image_args": [],
+    },
+    "explain_concept": {
+        "base": lambda cfg: {"concept": "relu"},
+        "valid": lambda cfg: {"concept": _sts().sampled_from(CONCEPTS)},
+        "image_args": [],
+    },
 }
 
 
@@ -165,10 +242,22 @@ def profile(tool: str) -> dict[str, Any]:
     return TOOL_PROFILES.get(tool, {})
 
 
+def base_args(tool: str, schema: dict, cfg: LabConfig) -> dict:
+    from rel_schema import minimal_args
+
+    p = profile(tool)
+    return {**minimal_args(schema), **(p["base"](cfg) if "base" in p else {})}
+
+
+def valid_overrides(tool: str, cfg: LabConfig) -> dict:
+    p = profile(tool)
+    return p["valid"](cfg) if "valid" in p else {}
+
+
 def image_arguments(tool: str, schema: dict) -> list[str]:
     """Arguments that take an image (path, data: URI, base64): from the profile, else by name."""
     if "image_args" in profile(tool):
-        return list(profile(tool)["image_args"])
+        return [a for a in profile(tool)["image_args"] if a in schema.get("properties", {})]
     return [n for n in schema.get("properties", {}) if "image" in n.lower()]
 
 
@@ -214,7 +303,12 @@ def comparable(value: Any) -> Any:
         return {k: comparable(v) for k, v in value.items() if not any(w in k.lower() for w in volatile)}
     if isinstance(value, list):
         return [comparable(v) for v in value]
+    if isinstance(value, str) and GENERATED_NAME.search(value):
+        return GENERATED_NAME.sub("<generated>", value)
     return value
+
+
+GENERATED_NAME = re.compile(r"\d{8}-\d{6}-[0-9a-f]{10}")  # tools.paths.new_output_path names (and run ids)
 
 
 # ---------------------------------------------------------------- worker spans (when a tool's thread ends)

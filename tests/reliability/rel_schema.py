@@ -161,19 +161,27 @@ def _bounds(schema: dict, integer: bool) -> tuple[Any, Any]:
     return lo, hi
 
 
-def args_strategy(schema: dict, root: dict | None = None) -> st.SearchStrategy[dict]:
+def args_strategy(
+    schema: dict, root: dict | None = None, overrides: dict | None = None
+) -> st.SearchStrategy[dict]:
     """A dict with every required property and a random subset of the optional ones."""
     root = root if root is not None else schema
     props = schema.get("properties", {})
     required = set(schema.get("required", []))
+    overrides = {k: v for k, v in (overrides or {}).items() if k in props}
+
+    def strat(k, v):
+        return overrides[k] if k in overrides else value_strategy(v, root)
+
     return st.fixed_dictionaries(
-        {k: value_strategy(v, root) for k, v in props.items() if k in required},
-        optional={k: value_strategy(v, root) for k, v in props.items() if k not in required},
+        {k: strat(k, v) for k, v in props.items() if k in required},
+        optional={k: strat(k, v) for k, v in props.items() if k not in required},
     )
 
 
-def valid_args(schema: dict) -> st.SearchStrategy[dict]:
-    return args_strategy(schema, schema)
+def valid_args(schema: dict, overrides: dict | None = None) -> st.SearchStrategy[dict]:
+    """Valid arguments; `overrides` maps an argument to a strategy used instead of the schema's."""
+    return args_strategy(schema, schema, overrides)
 
 
 def _wrong_values(prop: dict, root: dict) -> list[Any]:
@@ -224,9 +232,9 @@ def _wrong_values(prop: dict, root: dict) -> list[Any]:
 
 
 @st.composite
-def invalid_args(draw, schema: dict) -> tuple[dict, str | None, str]:
+def invalid_args(draw, schema: dict, overrides: dict | None = None) -> tuple[dict, str | None, str]:
     """(arguments, the argument that was broken or None, how it was broken)."""
-    args = dict(draw(valid_args(schema)))
+    args = dict(draw(valid_args(schema, overrides)))
     props = schema.get("properties", {})
     required = list(schema.get("required", []))
     kinds = ["extra_field", "unicode_key"]

@@ -15,6 +15,7 @@ from rel_harness import (
     make_cfg,
     profile,
     stdio_client,
+    valid_overrides,
 )
 from rel_schema import invalid_args, valid_args
 
@@ -41,17 +42,18 @@ def _settings(n: int, derandomize: bool = True):
     )
 
 
-def fuzz(client, tool: str, n_valid: int, n_invalid: int, derandomize: bool = True) -> None:
+def fuzz(client, cfg, tool: str, n_valid: int, n_invalid: int, derandomize: bool = True) -> None:
     schema = client.list_tools()[tool]
     props = set(schema.get("properties", {}))
+    overrides = valid_overrides(tool, cfg)
 
     @_settings(n_valid, derandomize)
-    @given(valid_args(schema))
+    @given(valid_args(schema, overrides))
     def valid(args):
         check_result(tool, client.call(tool, args))
 
     @_settings(n_invalid, derandomize)
-    @given(invalid_args(schema))
+    @given(invalid_args(schema, overrides))
     def invalid(case):
         args, broken, _ = case
         result = client.call(tool, args)
@@ -74,8 +76,8 @@ def _counts(tool: str, scale: float) -> tuple[int, int]:
 
 
 @pytest.mark.parametrize("tool", TOOLS)
-def test_fuzzed_arguments_get_a_result_or_a_clear_error_in_memory(client, tool):
-    fuzz(client, tool, *_counts(tool, 1.0))
+def test_fuzzed_arguments_get_a_result_or_a_clear_error_in_memory(client, cfg, tool):
+    fuzz(client, cfg, tool, *_counts(tool, 1.0))
 
 
 def test_unknown_tool_is_a_clear_error_and_the_server_keeps_listing(client):
@@ -89,7 +91,7 @@ def test_fuzzed_arguments_over_stdio_get_a_result_or_a_clear_error(tmp_path):
     cfg = make_cfg(tmp_path)
     with stdio_client(cfg, tmp_path) as (client, proc):
         for tool in TOOLS:
-            fuzz(client, tool, *_counts(tool, 0.25))
+            fuzz(client, cfg, tool, *_counts(tool, 0.25))
         assert proc.is_running()
         STATS.record_peak("stdio fuzz (fast)", _peak(proc))
 
@@ -106,6 +108,6 @@ def test_long_fuzz_over_stdio_never_kills_the_server(tmp_path, mode):
     cfg = make_cfg(tmp_path)
     with stdio_client(cfg, tmp_path, mode=mode) as (client, proc):
         for tool in TOOLS:
-            fuzz(client, tool, *_counts(tool, 4.0), derandomize=False)
+            fuzz(client, cfg, tool, *_counts(tool, 4.0), derandomize=False)
             assert proc.is_running()
         STATS.record_peak(f"stdio fuzz (slow, {mode})", _peak(proc))

@@ -93,3 +93,33 @@ def test_png_whose_text_chunk_inflates_too_far_is_refused_naming_the_argument(tm
     with pytest.raises(InvalidArgument) as err:
         open_image_input(str(tmp_path / "ztxt.png"), cfg, "image")
     assert "`image`" in str(err.value)
+
+
+def test_stdio_server_exits_promptly_on_stdin_close_after_heavy_imports(tmp_path):
+    # was: after a call had loaded torch/matplotlib, interpreter teardown kept the process 1.5-4 s after EOF
+    import sys
+
+    from rel_harness import RawServer, make_cfg
+
+    if "mcp_server.tool_explain" not in sys.modules and not _importable("mcp_server.tool_explain"):
+        pytest.skip("explain_concept (which loads torch and matplotlib) is not present")
+    server = RawServer(make_cfg(tmp_path), tmp_path, registrars=("mcp_server.tool_explain",))
+    try:
+        server.initialize()
+        reply = server.wait_for(
+            server.request("tools/call", {"name": "explain_concept", "arguments": {"concept": "relu"}}), 120
+        )
+        assert not reply["result"].get("isError"), reply
+        t0 = time.monotonic()
+        server.proc.stdin.close()  # type: ignore[union-attr]
+        server.proc.wait(10)
+        assert time.monotonic() - t0 < 1.0
+        assert server.proc.returncode == 0
+    finally:
+        server.close()
+
+
+def _importable(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
