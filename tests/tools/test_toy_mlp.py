@@ -284,3 +284,28 @@ def test_importing_the_tool_loads_neither_torch_nor_matplotlib():
     code = "import sys, tools.toy_mlp; print('torch' in sys.modules, 'matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_l1_and_l2_regularization_shrink_the_weights_and_still_learn(cfg):
+    from safetensors.torch import load_file
+
+    out = train(cfg, dataset="gauss", hidden_layers=[6], variants=[{}, {"regularization": "l2", "regularization_rate": 0.1},
+                {"regularization": "l1", "regularization_rate": 0.1}], **FAST)  # fmt: skip
+    t = load_file(out.result.weights_path)
+    norm = [float(t[f"run{k}.fc0.weight"].norm()) for k in range(3)]
+    assert norm[1] < 0.5 * norm[0] and norm[2] < 0.5 * norm[0]
+    assert all(r.test_accuracy >= 0.9 for r in out.result.runs)
+
+
+def test_zero_init_keeps_every_hidden_unit_identical_after_training(cfg):
+    # the symmetry problem: identical units get identical gradients, so the layer acts like one unit
+    from safetensors.torch import load_file
+
+    out = train(cfg, dataset="circle", hidden_layers=[5], init="zeros", **FAST)
+    w = load_file(out.result.weights_path)["run0.fc1.weight"]  # (1, 5)
+    assert torch.allclose(w, w[0, 0].expand_as(w))
+
+
+def test_mse_on_classification_trains_through_the_sigmoid(cfg):
+    (r,) = train(cfg, dataset="gauss", hidden_layers=[], loss="mse", learning_rate=0.05, **FAST).result.runs
+    assert r.loss_function == "mse" and r.test_accuracy >= 0.95 and r.test_loss < 0.1

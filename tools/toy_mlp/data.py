@@ -77,9 +77,8 @@ def _moons(n, noise, g):
     t_top, t_bottom = _uniform(m, 0, math.pi, g), _uniform(n - m, 0, math.pi, g)
     top = torch.stack([torch.cos(t_top), torch.sin(t_top)], 1)
     bottom = torch.stack([1 - torch.cos(t_bottom), 0.5 - torch.sin(t_bottom)], 1)
-    xy = (
-        torch.cat([top, bottom]) - torch.tensor([0.5, 0.25], dtype=torch.float64)
-    ) * 3.3  # into about [-5, 5]
+    centre = torch.tensor([0.5, 0.25], dtype=torch.float64)
+    xy = (torch.cat([top, bottom]) - centre) * 3.3  # into about [-5, 5]
     xy = xy + torch.randn(n, 2, generator=g, dtype=torch.float64) * (2.0 * noise)
     return xy, torch.cat([torch.zeros(m), torch.ones(n - m)]).double()
 

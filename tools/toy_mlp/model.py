@@ -79,9 +79,8 @@ class MLP:
         n_params = sum(o * i + o for i, o in zip(self.sizes[:-1], self.sizes[1:], strict=True))
         self.params = torch.zeros(n_params)
         self.grads = torch.zeros(n_params)
-        self.decay_mask = torch.zeros(
-            n_params
-        )  # 1 over weights: regularization skips biases, as in the playground
+        # 1 over weights, 0 over biases: regularization skips biases, as in the playground
+        self.decay_mask = torch.zeros(n_params)
         self.W, self.b, self.gW, self.gb = [], [], [], []
         at = 0
         for fan_in, fan_out in zip(self.sizes[:-1], self.sizes[1:], strict=True):
@@ -154,10 +153,8 @@ class MLP:
             torch.sum(dz, 0, out=self.gb[k])
             if k == 0:
                 break
-            if (
-                self.residual and 1 <= k < self.n_layers - 1
-            ):  # output = act(z) + input: the skip passes g_out on
-                g_in = torch.addmm(g_out, dz, self.W[k])
+            if self.residual and 1 <= k < self.n_layers - 1:
+                g_in = torch.addmm(g_out, dz, self.W[k])  # output = act(z) + input: the skip passes g_out on
             else:
                 g_in = torch.mm(dz, self.W[k])
             j = k - 1  # the hidden layer whose output is layer k's input
