@@ -54,13 +54,15 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     HF_HUB_OFFLINE=1 \
-    MPLCONFIGDIR=/tmp/matplotlib \
+    MPLCONFIGDIR=/home/lab/.config/matplotlib \
     ML_LAB_OUTPUT_DIR=/data/outputs \
     ML_LAB_ALLOWED_DIRS=/data
 # Files the tools write (and images they may read: mount your folder under /data).
 VOLUME ["/data"]
 WORKDIR /data
 USER 10001:10001
+# matplotlib's font cache, built once here rather than at the first plot of every container.
+RUN python -c "import matplotlib.font_manager"
 EXPOSE 8765
 ENTRYPOINT ["/usr/bin/tini", "--", "ml-lab-mcp"]
 CMD ["--transport", "stdio"]
