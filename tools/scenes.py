@@ -245,8 +245,9 @@ def check_image(image: np.ndarray | Image.Image) -> dict[str, str | None]:
     """Read the attributes back from the pixels of a 64x64 scene (larger images are resized first).
 
     background: median of the 2-pixel border; foreground: pixels closer to the dominant off-background colour
-    than to the background; shape: fill ratio of the mask's bounding box (triangle 0.5, circle 0.79,
-    square 1.0); position: bounding-box centre; size: bounding-box extent. None where no foreground is found.
+    than to the background; shape: a triangle holds a quarter of its mass in the top half of its bounding box,
+    a square fills the corners of the box, a circle leaves them empty; position: bounding-box centre; size: bounding-box
+    extent. None where no foreground is found.
     """
     if isinstance(image, Image.Image):
         image = np.asarray(image.convert("RGB"))
@@ -264,19 +265,26 @@ def check_image(image: np.ndarray | Image.Image) -> dict[str, str | None]:
     candidates = d_bg > 60
     if candidates.sum() < 8:
         return out
-    fg_rgb = np.median(px[candidates], axis=0)
+    # the shape's core: blurred edges blend into the background and would pull the colour towards it
+    core = d_bg >= max(60.0, 0.7 * float(np.percentile(d_bg[candidates], 90)))
+    fg_rgb = np.median(px[core], axis=0)
     out["colour"] = _nearest_colour(fg_rgb, exclude=out["background"])
     d_fg = np.sqrt(((px - fg_rgb) ** 2).sum(-1))
-    mask = d_fg < d_bg
-    # rows/columns with a sliver of mask are noise, not shape
-    rows = np.nonzero(mask.sum(axis=1) >= 2)[0]
-    cols = np.nonzero(mask.sum(axis=0) >= 2)[0]
+    # soft coverage of each pixel by the shape: anti-aliased and blurry edges count in part
+    alpha = np.clip(d_bg / (d_bg + d_fg + 1e-6), 0, 1)
+    alpha[d_fg >= d_bg] = 0
+    rows = np.nonzero(alpha.sum(axis=1) >= 1.0)[0]  # rows/columns with under one pixel of shape are noise
+    cols = np.nonzero(alpha.sum(axis=0) >= 1.0)[0]
     if len(rows) < 2 or len(cols) < 2:
         return out
     y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
     w, h = x1 - x0, y1 - y0
-    fill = mask[y0:y1, x0:x1].sum() / float(w * h)
-    out["shape"] = "triangle" if fill < 0.64 else "circle" if fill < 0.89 else "square"
+    box = alpha[y0:y1, x0:x1]
+    top = box[: h // 2].sum() / max(box[: h // 2 * 2].sum(), 1e-6)  # triangle ~0.25, circle and square 0.5
+    k = max(1, min(w, h) // 4)  # a square fills the corners of its box, a circle leaves them empty
+    corners = np.mean([box[:k, :k].mean(), box[:k, -k:].mean(), box[-k:, :k].mean(), box[-k:, -k:].mean()])
+    # thresholds halfway between the classes on ground truth (circle corners <= 0.39, square >= 0.6)
+    out["shape"] = "triangle" if top < 0.4 else "square" if corners > 0.45 else "circle"
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     if abs(cx - 32) < 7 and abs(cy - 32) < 7:
         out["position"] = "center"

@@ -46,7 +46,8 @@ class Config:
     vae_crop_fraction: float = 0.75
     vae_batch: int = 16
     vae_lr: float = 2e-3
-    unet_steps: int = 14000
+    decoder_steps: int = 3000  # decoder refinement on the frozen encoder's latents
+    unet_steps: int = 4000
     unet_batch: int = 64
     unet_lr: float = 1e-3
     warmup: int = 200
@@ -54,7 +55,7 @@ class Config:
     min_snr_gamma: float = 5.0
     p_empty: float = 0.1  # empty prompts, for classifier-free guidance
     checkpoint_every: int = 250
-    export_every: int = 1000
+    export_every: int = 800
     eval_guidance: float = 3.0
     eval_steps: int = 20
 
@@ -271,6 +272,82 @@ def encode_dataset(vae, images: np.ndarray, run: Path) -> torch.Tensor:
     return lat
 
 
+# ------------------------------------------------------------------ stage 2b: sharper decoder
+
+
+def decoder_keys(state: dict) -> dict:
+    return {k: v for k, v in state.items() if k.startswith(("decoder.", "post_quant_conv."))}
+
+
+def refine_decoder(cfg: Config, run: Path, vae, images: np.ndarray, latents: torch.Tensor) -> None:
+    """Train the decoder alone on full images from the cached latents of the frozen encoder.
+
+    The latent space does not move, so the UNet (trained on those latents) can run at the same time, and
+    every export picks up the newest decoder. Small noise on the latents makes the decoder forgiving of
+    the UNet's imperfect samples.
+    """
+    params = [p for n, p in vae.named_parameters() if n.startswith(("decoder.", "post_quant_conv."))]
+    opt = torch.optim.AdamW(params, lr=5e-4, weight_decay=0.0)
+    gen = torch.Generator().manual_seed(cfg.seed + 2)
+    ckpt, step = run / "decoder.pt", 0
+    if ckpt.exists():
+        state = torch.load(ckpt, weights_only=False)
+        vae.load_state_dict(state["model"], strict=False)
+        opt.load_state_dict(state["opt"])
+        gen.set_state(state["gen"])
+        step = state["step"]
+        log.info("decoder: resumed at step %d", step)
+    vae.train()
+    t0, n, std = time.time(), len(images), latents.std()
+    while step < cfg.decoder_steps:
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, cfg.decoder_steps, 5e-4, 50)
+        idx = torch.randint(0, n, (cfg.vae_batch,), generator=gen)
+        x = to_tensor(images[idx.numpy()])
+        z = latents[idx] + 0.05 * std * torch.randn(latents[idx].shape, generator=gen)
+        rec = vae.decode(z).sample
+        mse, l1, grad = F.mse_loss(rec, x), (rec - x).abs().mean(), gradient_l1(rec, x)
+        loss = mse + l1 + grad
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step += 1
+        if step % 50 == 0:
+            psnr = 10 * math.log10(4.0 / max(mse.item(), 1e-10))
+            log.info(
+                "decoder step %d loss %.4f psnr %.1f dB grad %.4f %.2f s/step",
+                step,
+                loss.item(),
+                psnr,
+                grad.item(),
+                (time.time() - t0) / 50,
+            )
+            t0 = time.time()
+        if step % 200 == 0 or step == cfg.decoder_steps:
+            save_checkpoint(
+                ckpt,
+                {
+                    "model": decoder_keys(vae.state_dict()),
+                    "opt": opt.state_dict(),
+                    "step": step,
+                    "gen": gen.get_state(),
+                },
+            )
+            if step % 1000 == 0 or step == cfg.decoder_steps:
+                vae.eval()
+                log.info("decoder step %d reconstruction: %s", step, json.dumps(vae_report(vae, images)))
+                vae.train()
+    vae.eval()
+
+
+def load_newest_decoder(vae, run: Path) -> None:
+    """Exports use the newest refined decoder (possibly written by a concurrent --stage decoder process)."""
+    path = run / "decoder.pt"
+    if path.exists():
+        vae.load_state_dict(torch.load(path, weights_only=False)["model"], strict=False)
+
+
 # ------------------------------------------------------------------ stage 3: text encoder + UNet
 
 
@@ -433,6 +510,7 @@ def train_unet(
             t1 = time.time()
             ema_unet.eval()
             ema_text.eval()
+            load_newest_decoder(vae, run)
             pipe = make_pipeline(vae, ema_text, tokenizer, ema_unet)
             export(pipe, export_dir)
             metrics, images = evaluate(pipe, cfg)
@@ -470,12 +548,19 @@ def main() -> None:
     ap.add_argument("--metrics-log", type=Path, default=ROOT / "train" / "metrics.log")
     # one thread: on a shared 2-core machine, two OpenMP threads spin-wait on each other and run 3-8x slower
     ap.add_argument("--threads", type=int, default=1)
-    for f in ("vae_steps", "unet_steps", "unet_batch", "export_every", "n_scenes"):
+    ap.add_argument(
+        "--stage",
+        choices=["all", "decoder", "unet"],
+        default="all",
+        help="all: every stage in order; decoder / unet: only that stage (they can run side by side)",
+    )
+    for f in ("vae_steps", "decoder_steps", "unet_steps", "unet_batch", "export_every", "n_scenes"):
         ap.add_argument("--" + f.replace("_", "-"), type=int, default=getattr(Config, f))
     args = ap.parse_args()
     cfg = Config(
         seed=args.seed,
         vae_steps=args.vae_steps,
+        decoder_steps=args.decoder_steps,
         unet_steps=args.unet_steps,
         unet_batch=args.unet_batch,
         export_every=args.export_every,
@@ -486,7 +571,10 @@ def main() -> None:
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(message)s",
-        handlers=[logging.FileHandler(run / "train.log"), logging.StreamHandler(sys.stderr)],
+        handlers=[
+            logging.FileHandler(run / ("train.log" if args.stage != "decoder" else "decoder.log")),
+            logging.StreamHandler(sys.stderr),
+        ],
     )
     torch.set_num_threads(args.threads)
     torch.manual_seed(cfg.seed)
@@ -519,6 +607,11 @@ def main() -> None:
     done = json.loads((run / "vae_done.json").read_text())
     vae.register_to_config(scaling_factor=done["scaling_factor_set"])
     latents = encode_dataset(vae, images, run)
+    if args.stage in ("all", "decoder"):
+        refine_decoder(cfg, run, vae, images, latents)
+        if args.stage == "decoder":
+            return
+    load_newest_decoder(vae, run)
     vae.requires_grad_(False)
     train_unet(cfg, run, vae, items, latents, args.export_dir, args.metrics_log)
     log.info("done")
