@@ -175,3 +175,12 @@ def test_layer_names_and_parameter_count_follow_the_shape():
     net = MLP(3, [8, 4], "relu")
     assert net.layer_names() == ["hidden 1 (3->8)", "hidden 2 (8->4)", "output (4->1)"]
     assert net.params.numel() == (3 * 8 + 8) + (8 * 4 + 4) + (4 + 1)
+
+
+def test_predict_in_row_blocks_equals_one_forward_pass():
+    torch.manual_seed(5)
+    net = MLP(2, [64, 64], "gelu", residual=True)
+    net.init("default", 0.0, generator(6, 4))
+    x = torch.randn(300, 2)  # 2**16 / (64 * 64) = 16 rows a block: 19 blocks
+    with torch.inference_mode():
+        torch.testing.assert_close(net.predict(x), net.forward(x)[0], rtol=1e-6, atol=1e-6)

@@ -232,18 +232,25 @@ def _best(task: str, runs: list[RunResult]) -> str:
     return min(runs, key=lambda r: r.test_loss if r.test_loss is not None else math.inf).name
 
 
+def _num(x: float | None, spec: str = ".4g") -> str:
+    return "n/a" if x is None else format(x, spec)
+
+
 def _summary(res: TrainToyMlpResult) -> str:
     lines = [f"train_toy_mlp on {res.dataset} ({res.task}, {res.n_train} train / {res.n_test} test points):"]
     for r in res.runs:
-        metric = (
-            f"test accuracy {r.test_accuracy:.1%}" if r.test_accuracy is not None else f"test R^2 {r.test_r2}"
-        )
-        stop = "" if r.stop_reason == "completed" else f" [stopped: {r.stop_reason}]"
+        if r.test_accuracy is not None:
+            metric = f"test accuracy {r.test_accuracy:.1%} (train {r.train_accuracy:.1%})"
+        else:
+            metric = f"test R^2 {_num(r.test_r2, '.3f')} (train {_num(r.train_r2, '.3f')})"
+        stop = "" if r.stop_reason == "completed" else f" [stopped: {r.stop_detail}]"
         lines.append(
-            f"- {r.name}: {metric}, test loss {r.test_loss}, {r.epochs_run} epochs in {r.wall_time_s:.2f} s{stop}"
+            f"- {r.name}: {metric}, test loss {_num(r.test_loss)}, "
+            f"{r.epochs_run} epochs in {r.wall_time_s:.2f} s{stop}"
         )
     if len(res.runs) > 1:
         lines.append(f"Best: {res.best_run}.")
+    lines.append(f"Saved as {res.run_id} (picture {res.picture_uri}).")
     return "\n".join(lines)
 
 
