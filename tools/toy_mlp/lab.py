@@ -290,7 +290,8 @@ def train_toy_mlp(args: TrainToyMlpInput, cfg: LabConfig, reporter: Reporter) ->
             [(rp.name, rp.args.features, net, res) for rp, net, res in zip(plan.runs, nets, results, strict=True)],
             xy_tr, y_tr, xy_te, y_te, plan.task, custom=args.dataset == "custom",
         )  # fmt: skip
-    # 5. save the run: metrics JSON, picture, weights
+    # 5. save the run: metrics JSON, picture, weights (not if the client gave up while we drew)
+    reporter.check_cancelled()
     files = store.save_run(cfg, png, nets, args, plan.runs)
     result = TrainToyMlpResult(
         run_id=files.run_id,
