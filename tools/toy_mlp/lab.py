@@ -7,7 +7,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 from pydantic import ValidationError
 
 from tools.common import InlineImage, InvalidArgument, Reporter, ToolOutput
@@ -255,6 +254,8 @@ def _summary(res: TrainToyMlpResult) -> str:
 
 
 def train_toy_mlp(args: TrainToyMlpInput, cfg: LabConfig, reporter: Reporter) -> ToolOutput:
+    import torch
+
     # 1. check every argument before any work
     plan = check_arguments(args, cfg)
     reporter.check_cancelled()

@@ -12,31 +12,34 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch loads on the first call, never at import (the server must start fast)
+    import torch
 
-aten = torch.ops.aten
 LEAKY_SLOPE = 0.01
 PREDICT_WORK = 2**16  # rows x fan_in x fan_out per matrix product in predict()
 
 
 def _act_forward(name: str, z: torch.Tensor) -> torch.Tensor:
     if name == "relu":
-        return torch.relu(z)
+        return z.relu()
     if name == "tanh":
-        return torch.tanh(z)
+        return z.tanh()
     if name == "sigmoid":
-        return torch.sigmoid(z)
+        return z.sigmoid()
+    if name == "linear":
+        return z
+    import torch.nn.functional as F
+
     if name == "gelu":
-        return torch.nn.functional.gelu(z)
+        return F.gelu(z)
     if name == "silu":
-        return torch.nn.functional.silu(z)
-    if name == "leaky_relu":
-        return torch.nn.functional.leaky_relu(z, LEAKY_SLOPE)
-    return z  # linear
+        return F.silu(z)
+    return F.leaky_relu(z, LEAKY_SLOPE)
 
 
-def _act_backward(name: str, grad: torch.Tensor, z: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+def _act_backward(name: str, grad: torch.Tensor, z: torch.Tensor, h: torch.Tensor, aten) -> torch.Tensor:
     """d loss / d z from d loss / d h, where h = act(z): the same aten kernels autograd uses."""
     if name == "relu":
         return aten.threshold_backward.default(grad, h, 0)
@@ -73,6 +76,8 @@ class MLP:
     def __init__(
         self, n_in: int, hidden: list[int], activation: str, residual: bool = False, dropout: float = 0.0
     ):
+        import torch
+
         self.sizes = [n_in, *hidden, 1]
         self.activation = activation
         self.residual = residual
@@ -126,6 +131,8 @@ class MLP:
         self, x: torch.Tensor, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, Cache]:
         """Output (B,) and the cache. Dropout is applied only when a generator is given (training)."""
+        import torch
+
         cache = Cache()
         a = x
         for k in range(self.n_layers - 1):
@@ -147,6 +154,8 @@ class MLP:
 
     def backward(self, cache: Cache, d_out: torch.Tensor) -> None:
         """Fill `self.grads` with d loss / d params, given d loss / d output (B,)."""
+        import torch
+
         dz = d_out.view(-1, 1)  # d loss / d z of layer k, (B, fan_out)
         g_out = dz  # d loss / d output of layer k
         for k in range(self.n_layers - 1, -1, -1):
@@ -160,7 +169,7 @@ class MLP:
                 g_in = torch.mm(dz, self.W[k])
             j = k - 1  # the hidden layer whose output is layer k's input
             dh = g_in if cache.masks[j] is None else g_in * cache.masks[j]
-            dz = _act_backward(self.activation, dh, cache.pre[j], cache.post[j])
+            dz = _act_backward(self.activation, dh, cache.pre[j], cache.post[j], torch.ops.aten)
             g_out = g_in
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
@@ -170,6 +179,8 @@ class MLP:
         product goes multi-threaded, and on a busy machine its threads took 2 to 15 ms to gather for what one
         thread does in 10 us (measured: (250 x 32) @ (32 x 32) on the shared 2-core box).
         """
+        import torch
+
         widest = max(i * o for i, o in zip(self.sizes[:-1], self.sizes[1:], strict=True))
         rows = max(16, PREDICT_WORK // widest)
         if x.shape[0] <= rows:
@@ -182,14 +193,16 @@ class MLP:
 
 def prediction(out: torch.Tensor, task: str) -> torch.Tensor:
     """P(class 1) for classification, the value for regression."""
-    return torch.sigmoid(out) if task == "classification" else out
+    return out.sigmoid() if task == "classification" else out
 
 
 def loss_value(out: torch.Tensor, y: torch.Tensor, task: str, loss: str) -> torch.Tensor:
     if loss == "bce":
         # softplus(z) - y z is BCE on the logit z, computed stably; F.binary_cross_entropy_with_logits gives
         # the same value but took milliseconds per call on a busy 2-core machine (its kernel uses threads)
-        return (torch.nn.functional.softplus(out) - out * y).mean()
+        import torch.nn.functional as F
+
+        return (F.softplus(out) - out * y).mean()
     return ((prediction(out, task) - y) ** 2).mean()
 
 
@@ -197,8 +210,10 @@ def loss_grad(out: torch.Tensor, y: torch.Tensor, task: str, loss: str) -> torch
     """d mean-loss / d out, (B,)."""
     scale = 1.0 / out.shape[0]
     if loss == "bce":
-        return torch.sigmoid(out).sub_(y).mul_(scale)
+        return out.sigmoid().sub_(y).mul_(scale)
     if task == "classification":
-        p = torch.sigmoid(out)
-        return aten.sigmoid_backward.default((p - y).mul_(2.0 * scale), p)
+        import torch
+
+        p = out.sigmoid()
+        return torch.ops.aten.sigmoid_backward.default((p - y).mul_(2.0 * scale), p)
     return (out - y).mul_(2.0 * scale)

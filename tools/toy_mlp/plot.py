@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 import math
 
-import torch
-
 from tools.toy_mlp import data
 from tools.toy_mlp.model import MLP, prediction
 
@@ -21,7 +19,7 @@ def _colormap():
     return LinearSegmentedColormap.from_list("playground", [ORANGE, "#e8eaeb", BLUE])
 
 
-def _extent(xy: torch.Tensor, custom: bool) -> tuple[float, float, float, float]:
+def _extent(xy, custom: bool) -> tuple[float, float, float, float]:
     if not custom:
         return (-data.EXTENT, data.EXTENT, -data.EXTENT, data.EXTENT)
     lo, hi = xy.min(0).values, xy.max(0).values
@@ -31,6 +29,7 @@ def _extent(xy: torch.Tensor, custom: bool) -> tuple[float, float, float, float]
 
 def draw(runs: list, xy_tr, y_tr, xy_te, y_te, task: str, custom: bool = False) -> bytes:
     """runs: [(name, features, net, RunResult)]. Returns PNG bytes (about 340 x 500 px per run, 3 runs a row)."""
+    import torch
     from matplotlib.figure import Figure  # not pyplot: its global figure registry is not thread-safe
     from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 

@@ -6,11 +6,13 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-import torch
+from typing import TYPE_CHECKING
 
 from tools.common import Reporter
 from tools.toy_mlp.model import MLP, loss_grad, loss_value
+
+if TYPE_CHECKING:
+    import torch
 
 MOMENTUM = 0.9
 ADAM_BETAS = (0.9, 0.999)
@@ -22,6 +24,8 @@ PROGRESS_S = 0.25  # at most four progress notifications a second
 
 def generator(seed: int, stream: int) -> torch.Generator:
     """Independent, reproducible random streams per purpose (data, init, shuffling, dropout)."""
+    import torch
+
     return torch.Generator().manual_seed(seed * 1000 + stream)
 
 
@@ -34,8 +38,8 @@ class Optimizer:
     def __init__(self, net: MLP, kind: str, lr: float, regularization: str = "none", rate: float = 0.0):
         self.p, self.g, self.mask = net.params, net.grads, net.decay_mask
         self.kind, self.lr, self.regularization, self.rate = kind, lr, regularization, rate
-        self.m = torch.zeros_like(self.p)  # momentum buffer / Adam's first moment
-        self.v = torch.zeros_like(self.p)  # Adam's second moment
+        self.m = self.p.new_zeros(self.p.shape)  # momentum buffer / Adam's first moment
+        self.v = self.p.new_zeros(self.p.shape)  # Adam's second moment
         self.t = 0
 
     def step(self) -> None:
@@ -43,7 +47,7 @@ class Optimizer:
         if self.regularization == "l2":
             g.addcmul_(p, self.mask, value=self.rate)
         elif self.regularization == "l1":
-            g.addcmul_(torch.sign(p), self.mask, value=self.rate)
+            g.addcmul_(p.sign(), self.mask, value=self.rate)
         if self.kind == "sgd":
             p.add_(g, alpha=-self.lr)
         elif self.kind == "momentum":
@@ -146,6 +150,8 @@ def fit(
     label: str = "",
 ) -> FitResult:
     """Train `net` in place. Stops at `epochs`, at `deadline` (time.perf_counter()), or on a non-finite loss."""
+    import torch
+
     task, x, y = data.task, data.x_train, data.y_train
     shuffle_gen, dropout_gen = generator(seed, 2), generator(seed, 3)
     res = FitResult()
