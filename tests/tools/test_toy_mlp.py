@@ -140,7 +140,6 @@ def test_datasets_follow_the_playground_definitions():
         ({"dataset": "plane", "task": "classification"}, "task"),
         ({"epochs": 5000, "n_samples": 1000}, "epochs"),
         ({"n_samples": 6000}, "n_samples"),
-        ({"batch_size": 300}, "batch_size"),
         ({"time_budget_s": 100.0}, "time_budget_s"),
         ({"variants": [{"dataset": "xor"}]}, "variants[0]"),
         ({"variants": [{"activation": "swish"}]}, "variants[0].activation"),
@@ -153,6 +152,12 @@ def test_bad_arguments_are_refused_naming_the_argument(cfg, kwargs, argument):
         train(cfg, **kwargs)
     assert exc.value.argument == argument
     assert f"`{argument}`" in str(exc.value)
+
+
+def test_a_batch_larger_than_the_training_set_is_full_batch_gradient_descent(cfg):
+    full = train(cfg, dataset="gauss", hidden_layers=[3], batch_size=5000, **FAST).result.runs[0]
+    exact = train(cfg, dataset="gauss", hidden_layers=[3], batch_size=100, **FAST).result.runs[0]
+    assert full.history == exact.history  # 200 points, train_ratio 0.5: one batch of all 100 either way
 
 
 def test_epochs_cap_counts_every_variant(cfg):

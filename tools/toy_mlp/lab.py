@@ -121,7 +121,7 @@ def _parse_variant(i: int, overrides: dict[str, Any], base: TrainToyMlpInput) ->
         raise InvalidArgument(f"{where}.{loc}", err.get("input"), err["msg"]) from None
 
 
-def _check_run(r: TrainToyMlpInput, where: str, task: str, n_train: int) -> str:
+def _check_run(r: TrainToyMlpInput, where: str, task: str) -> str:
     if r.residual:
         if len(r.hidden_layers) < 2:
             raise InvalidArgument(
@@ -140,8 +140,6 @@ def _check_run(r: TrainToyMlpInput, where: str, task: str, n_train: int) -> str:
         raise InvalidArgument(
             where + "loss", "bce", "binary cross-entropy needs 0/1 labels; this is regression: use 'mse'"
         )
-    if r.batch_size > n_train:
-        raise InvalidArgument(where + "batch_size", r.batch_size, f"at most the {n_train} training points")
     if r.loss == "auto":
         return "bce" if task == "classification" else "mse"
     return r.loss
@@ -154,7 +152,7 @@ def check_arguments(args: TrainToyMlpInput, cfg: LabConfig) -> Plan:
     n_train = _n_train(n_total, args.train_ratio)
     if args.variants is None:
         name = f"{args.activation} {args.hidden_layers}, {args.optimizer} lr {args.learning_rate:g}"
-        runs = [RunPlan(name, {}, args, _check_run(args, "", task, n_train))]
+        runs = [RunPlan(name, {}, args, _check_run(args, "", task))]
     else:
         if not 1 <= len(args.variants) <= limits.max_variants:
             raise InvalidArgument(
@@ -167,7 +165,7 @@ def check_arguments(args: TrainToyMlpInput, cfg: LabConfig) -> Plan:
             while name in seen:
                 name += "'"
             seen.add(name)
-            runs.append(RunPlan(name, overrides, r, _check_run(r, f"variants[{i}].", task, n_train)))
+            runs.append(RunPlan(name, overrides, r, _check_run(r, f"variants[{i}].", task)))
     work = sum(rp.args.epochs for rp in runs) * n_train
     if work > limits.max_train_work:
         raise InvalidArgument(

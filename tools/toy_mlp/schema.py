@@ -106,7 +106,10 @@ class TrainToyMlpInput(BaseModel):
     )
     learning_rate: float = Field(0.01, gt=0.0, le=10.0, allow_inf_nan=False, description="Step size.")
     batch_size: int = Field(
-        10, ge=1, le=100_000, description="Mini-batch size; at most the number of training points."
+        10,
+        ge=1,
+        le=100_000,
+        description="Mini-batch size; at least the number of training points = full-batch gradient descent.",
     )
     epochs: int = Field(
         300, ge=1, le=100_000, description="Passes over the training set (epochs x train points is capped)."
