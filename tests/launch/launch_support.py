@@ -169,9 +169,9 @@ def inspector_env_flags() -> list[str]:
 
 
 def run_inspector(
-    cli: Path, command: Path, method: str, extra: list[str] | None = None, timeout: float = 300
+    cli: Path, command: Path | str, method: str, extra: list[str] | None = None, timeout: float = 300
 ) -> dict[str, Any]:
-    """One Inspector CLI call against `command` (a script); returns the parsed JSON it printed."""
+    """One Inspector CLI call against `command` (a script, or an http URL); returns the JSON it printed."""
     argv = [
         "node",
         str(cli),

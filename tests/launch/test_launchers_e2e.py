@@ -257,3 +257,43 @@ def test_sigterm_to_the_launcher_ends_the_server(name, launchers, tmp_path):
     left = still_running(tree, timeout=15)
     proc.stdin.close()
     assert left == [], describe(left)
+
+
+def test_inspector_over_streamable_http_lists_and_calls_the_tools(inspector, tmp_path):
+    # Loopback needs no token (the Inspector's CLI cannot send headers); the token tests are in
+    # test_http_transport.py.
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mcp_server", "--transport", "streamable-http", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "server.log").open("wb"),
+        env=server_env({"ML_LAB_OUTPUT_DIR": str(tmp_path / "out")}),
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, (
+                    tmp_path / "server.log"
+                ).read_text()
+                time.sleep(0.2)
+        url = f"http://127.0.0.1:{port}/mcp"
+        listed = run_inspector(inspector, url, "tools/list", ["--transport", "http"])
+        assert set(EXPECTED_TOOLS) <= {t["name"] for t in listed["tools"]}
+        result = run_inspector(
+            inspector,
+            url,
+            "tools/call",
+            ["--transport", "http", "--tool-name", "explain_concept", "--tool-arg", "concept=relu"],
+        )
+        assert not result.get("isError") and result["structuredContent"]
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
