@@ -125,11 +125,14 @@ function main() {
   }
   if (process.env.ML_LAB_LAUNCHER_DEBUG) say(`running ${how.command} ${how.args.join(" ")}`);
 
-  const child = spawn(how.command, how.args, {
+  // Node refuses to spawn .cmd/.bat files without a shell; through cmd.exe, quote what has spaces.
+  const viaShell = IS_WIN && /\.(cmd|bat)$/i.test(how.command);
+  const quote = (a) => (viaShell && /[\s"&|<>^]/.test(a) ? `"${a.replace(/"/g, '""')}"` : a);
+  const child = spawn(quote(how.command), how.args.map(quote), {
     stdio: "inherit",
     env: { ...process.env, [GUARD]: "1" },
     windowsHide: true,
-    shell: IS_WIN && /\.(cmd|bat)$/i.test(how.command),
+    shell: viaShell,
   });
 
   let stopping = false;
