@@ -1,10 +1,14 @@
 """Train the built-in text-to-image model from scratch on procedural scenes (tools/scenes.py), on CPU.
 
     python train/train_builtin_model.py --seed 0            # start, or resume where train/runs/seed0 stopped
+    python train/train_builtin_model.py --seed 0 --stage decoder   # side by side with ...
+    python train/train_builtin_model.py --seed 0 --stage unet      # ... the UNet stage (after stage 1)
 
 Stages, each resumable from its checkpoint under train/runs/seed<N>/:
   1. AutoencoderKL 64x64x3 -> 16x16x4, trained sharp (MSE + L1 + image-gradient L1, tiny KL).
   2. Latent cache: the dataset encoded once, so the UNet stage never runs the encoder.
+  2b. Decoder refinement: the decoder alone, on the frozen encoder's latents (so the latent space the UNet
+     learns does not move); every export picks up the newest decoder.
   3. CLIPTextModel (tiny, from scratch) + UNet2DConditionModel jointly, v-prediction, Min-SNR weighting,
      AdamW, EMA, gradient clipping. Every --export-every steps the EMA model is exported as a complete
      diffusers StableDiffusionPipeline (fp16 safetensors) to tools/assets/builtin/ and its prompt adherence,
@@ -47,7 +51,7 @@ class Config:
     vae_batch: int = 16
     vae_lr: float = 2e-3
     decoder_steps: int = 3000  # decoder refinement on the frozen encoder's latents
-    unet_steps: int = 4000
+    unet_steps: int = 3000
     unet_batch: int = 64
     unet_lr: float = 1e-3
     warmup: int = 200

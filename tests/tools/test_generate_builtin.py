@@ -1,0 +1,55 @@
+"""The shipped built-in model: listed, loads offline, generates 64x64 scenes, img2img keeps the layout."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tools import diffusion_models, generate, scenes
+from tools.config import LabConfig
+
+pytestmark = pytest.mark.skipif(
+    diffusion_models.check_folder(diffusion_models.BUILTIN_DIR) is not None,
+    reason="built-in weights not exported",
+)
+
+
+@pytest.fixture
+def cfg(tmp_path):
+    return LabConfig.create(tmp_path / "out", [tmp_path])
+
+
+def test_builtin_is_listed_with_its_vocabulary_and_native_size(cfg):
+    (m,) = [m for m in diffusion_models.list_models(cfg).models if m.name == "builtin"]
+    assert (m.native_size, m.size_multiple, m.latent_downscale, m.latent_channels) == (64, 16, 4, 4)
+    assert m.prediction_type == "v_prediction" and set(scenes.VOCABULARY) == set(m.vocabulary)
+
+
+def test_builtin_generates_a_64px_scene_offline_with_one_token_per_word(cfg, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    r = generate.run(
+        generate.GenerateInput(prompt="a small red circle in the top left on a blue background"), cfg
+    )
+    res = r.result
+    assert res.shapes.latent == [1, 4, 16, 16] and res.shapes.image == [1, 3, 64, 64]
+    assert res.tokens.count == 13 and res.tokens.tokens[2] == "red</w>"
+    im = np.asarray(Image.open(res.images[0].path))
+    assert im.shape == (64, 64, 3) and im.std() > 5  # a picture, not a flat field
+
+
+def test_builtin_img2img_keeps_the_layout_at_low_strength_and_not_at_full_strength(cfg, tmp_path):
+    scene = scenes.Scene("white", "square", "large", "top left", "black")
+    init = scenes.render(scene)
+    Image.fromarray(init).save(tmp_path / "init.png")
+    dist = {}
+    for strength in (0.3, 1.0):
+        args = generate.GenerateInput(
+            prompt="a small yellow circle in the bottom right on a green background",
+            init_image=str(tmp_path / "init.png"),
+            strength=strength,
+            seed=1,
+        )
+        out = np.asarray(Image.open(generate.run(args, cfg).result.images[0].path), dtype=np.float32)
+        dist[strength] = float(np.abs(out - init).mean())
+    assert dist[0.3] < dist[1.0] / 2, dist
