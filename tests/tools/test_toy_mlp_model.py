@@ -181,6 +181,6 @@ def test_predict_in_row_blocks_equals_one_forward_pass():
     torch.manual_seed(5)
     net = MLP(2, [64, 64], "gelu", residual=True)
     net.init("default", 0.0, generator(6, 4))
-    x = torch.randn(300, 2)  # 2**16 / (64 * 64) = 16 rows a block: 19 blocks
+    x = torch.randn(300, 2)  # blocks of 2048 / 64 = 32 rows
     with torch.inference_mode():
         torch.testing.assert_close(net.predict(x), net.forward(x)[0], rtol=1e-6, atol=1e-6)

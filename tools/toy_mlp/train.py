@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 MOMENTUM = 0.9
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
+SQRT_BLOCK = 2048
 MAX_HISTORY = 200  # points kept per loss curve (plus epoch 0)
 POLL_S = 0.05  # cancellation is checked at least this often while training
 PROGRESS_S = 0.25  # at most four progress notifications a second
@@ -40,9 +41,15 @@ class Optimizer:
         self.kind, self.lr, self.regularization, self.rate = kind, lr, regularization, rate
         self.m = self.p.new_zeros(self.p.shape)  # momentum buffer / Adam's first moment
         self.v = self.p.new_zeros(self.p.shape)  # Adam's second moment
+        self.denom = self.p.new_zeros(self.p.shape)
+        # sqrt in blocks of SQRT_BLOCK: ATen's sqrt threads above 2048 elements, and on a busy machine that cost
+        # 0.35 ms a step for a 2241-parameter net (median 3 us)
+        self.sqrt_blocks = list(zip(self.v.split(SQRT_BLOCK), self.denom.split(SQRT_BLOCK), strict=True))
         self.t = 0
 
     def step(self) -> None:
+        import torch
+
         p, g = self.p, self.g
         if self.regularization == "l2":
             g.addcmul_(p, self.mask, value=self.rate)
@@ -59,7 +66,9 @@ class Optimizer:
             self.m.lerp_(g, 1 - b1)
             self.v.mul_(b2).addcmul_(g, g, value=1 - b2)
             step_size = self.lr / (1 - b1**self.t)
-            denom = (self.v.sqrt() / math.sqrt(1 - b2**self.t)).add_(ADAM_EPS)
+            for v, d in self.sqrt_blocks:
+                torch.sqrt(v, out=d)
+            denom = self.denom.div_(math.sqrt(1 - b2**self.t)).add_(ADAM_EPS)
             p.addcdiv_(self.m, denom, value=-step_size)
 
 
