@@ -33,8 +33,10 @@ def register(mcp: MCPServer, cfg: LabConfig) -> None:
         input_model=toy_mlp.TrainToyMlpInput,
         result_model=toy_mlp.TrainToyMlpResult,
         run=toy_mlp.run,
+        # Not read-only: each call saves a run. Never destructive: names are generated. Idempotent: the same
+        # arguments give the same numbers and picture (fixed seeds), only another copy of the files.
         annotations=ToolAnnotations(
-            readOnlyHint=False, destructiveHint=False, idempotentHint=False, openWorldHint=False
+            read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
         ),
         progress_interval_s=0.2,
     )

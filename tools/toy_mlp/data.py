@@ -7,8 +7,10 @@ Coordinates span about [-6, 6] as in the playground. Classification labels are 0
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from tools.toy_mlp.schema import Task
 from tools.toy_mlp.train import Split, generator
 
 if TYPE_CHECKING:
@@ -142,7 +144,7 @@ _GENERATORS = {
 }
 
 
-def task_of(dataset: str) -> str:
+def task_of(dataset: str) -> Task:
     return "classification" if dataset in CLASSIFICATION else "regression"
 
 
@@ -151,7 +153,7 @@ def make_points(dataset: str, n: int, noise: float, seed: int) -> tuple[torch.Te
     return _GENERATORS[dataset](n, noise, generator(seed, 0))
 
 
-def featurize(xy: torch.Tensor, features: list[str]) -> torch.Tensor:
+def featurize(xy: torch.Tensor, features: Sequence[str]) -> torch.Tensor:
     """(N, 2) coordinates -> (N, F) float32 network inputs."""
     import torch
 
@@ -170,7 +172,7 @@ def split(xy: torch.Tensor, y: torch.Tensor, train_ratio: float, seed: int) -> t
     return xy[tr], y[tr], xy[te], y[te]
 
 
-def make_split(xy_train, y_train, xy_test, y_test, features: list[str], task: str) -> Split:
+def make_split(xy_train, y_train, xy_test, y_test, features: Sequence[str], task: str) -> Split:
     return Split(
         featurize(xy_train, features), y_train.float(), featurize(xy_test, features), y_test.float(), task
     )

@@ -17,7 +17,9 @@ from tools.toy_mlp.schema import (
     VARIANT_FIELDS,
     History,
     LayerGradient,
+    LossName,
     RunResult,
+    Task,
     TrainToyMlpInput,
     TrainToyMlpResult,
 )
@@ -31,12 +33,12 @@ class RunPlan:
     name: str
     overrides: dict[str, Any]
     args: TrainToyMlpInput
-    loss: str  # bce | mse
+    loss: LossName
 
 
 @dataclass
 class Plan:
-    task: str
+    task: Task
     n_total: int
     n_train: int
     runs: list[RunPlan]
@@ -47,7 +49,7 @@ def _n_train(n: int, ratio: float) -> int:
     return min(n - 1, max(1, round(n * ratio)))
 
 
-def _check_data(args: TrainToyMlpInput, cfg: LabConfig) -> tuple[str, int]:
+def _check_data(args: TrainToyMlpInput, cfg: LabConfig) -> tuple[Task, int]:
     cap = cfg.limits.max_samples
     if args.dataset != "custom":
         if args.points is not None:
@@ -121,7 +123,7 @@ def _parse_variant(i: int, overrides: dict[str, Any], base: TrainToyMlpInput) ->
         raise InvalidArgument(f"{where}.{loc}", err.get("input"), err["msg"]) from None
 
 
-def _check_run(r: TrainToyMlpInput, where: str, task: str) -> str:
+def _check_run(r: TrainToyMlpInput, where: str, task: Task) -> LossName:
     if r.residual:
         if len(r.hidden_layers) < 2:
             raise InvalidArgument(
@@ -190,7 +192,8 @@ def _settings(r: TrainToyMlpInput) -> dict[str, Any]:
 
 def _run_result(k: int, rp: RunPlan, net: MLP, fr: FitResult) -> RunResult:
     epochs = rp.args.epochs
-    end = fr.grad_end or [None] * len(fr.grad_start)
+    end: list[float | None] = list(fr.grad_end) or [None] * len(fr.grad_start)
+    assert fr.train is not None and fr.test is not None  # fit() always evaluates at the end
     return RunResult(
         name=rp.name,
         overrides=rp.overrides,

@@ -101,7 +101,10 @@ class MLP:
         self.grads = torch.zeros(n_params)
         # 1 over weights, 0 over biases: regularization skips biases, as in the playground
         self.decay_mask = torch.zeros(n_params)
-        self.W, self.b, self.gW, self.gb = [], [], [], []
+        self.W: list[torch.Tensor] = []  # (fan_out, fan_in) views into params
+        self.b: list[torch.Tensor] = []
+        self.gW: list[torch.Tensor] = []  # the same views into grads
+        self.gb: list[torch.Tensor] = []
         at = 0
         for fan_in, fan_out in zip(self.sizes[:-1], self.sizes[1:], strict=True):
             for store, grads, shape in ((self.W, self.gW, (fan_out, fan_in)), (self.b, self.gb, (fan_out,))):
@@ -182,7 +185,8 @@ class MLP:
             else:
                 g_in = torch.mm(dz, self.W[k])
             j = k - 1  # the hidden layer whose output is layer k's input
-            dh = g_in if cache.masks[j] is None else g_in * cache.masks[j]
+            mask = cache.masks[j]
+            dh = g_in if mask is None else g_in * mask
             dz = _act_backward(self.activation, dh, cache.pre[j], cache.post[j], torch.ops.aten)
             g_out = g_in
 

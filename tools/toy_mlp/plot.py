@@ -6,7 +6,7 @@ import io
 import math
 
 from tools.toy_mlp import data
-from tools.toy_mlp.model import MLP, prediction
+from tools.toy_mlp.model import prediction
 
 GRID = 80  # heatmap resolution per side
 # The playground's colours: orange for class 0 / negative, blue for class 1 / positive.
@@ -63,7 +63,6 @@ def draw(runs: list, xy_tr, y_tr, xy_te, y_te, task: str, custom: bool = False) 
     for i, (name, features, net, res) in enumerate(runs):
         row, col = 2 * (i // ncols), i % ncols
         ax, lax = axes[row][col], axes[row + 1][col]
-        net: MLP
         surface = prediction(net.predict(data.featurize(grid, features)), task).view(GRID, GRID)
         surface = torch.nan_to_num(surface.float(), nan=(vmin + vmax) / 2)
         ax.imshow(

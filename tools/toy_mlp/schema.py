@@ -9,6 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 Dataset = Literal["circle", "xor", "gauss", "spiral", "moons", "plane", "gauss_bump", "sine", "custom"]
 Feature = Literal["x1", "x2", "x1^2", "x2^2", "x1*x2", "sin x1", "sin x2"]
 Activation = Literal["relu", "tanh", "sigmoid", "linear", "gelu", "leaky_relu", "silu"]
+Task = Literal["classification", "regression"]
+LossName = Literal["bce", "mse"]
+StopReason = Literal["completed", "time_budget", "diverged"]
 Width = Annotated[int, Field(ge=1, le=64)]
 Point = Annotated[list[Annotated[float, Field(allow_inf_nan=False)]], Field(min_length=3, max_length=3)]
 

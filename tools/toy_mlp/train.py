@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from tools.common import Reporter
 from tools.toy_mlp.model import MLP, loss_grad, loss_value
+from tools.toy_mlp.schema import StopReason
 
 if TYPE_CHECKING:
     import torch
@@ -97,7 +98,7 @@ class FitResult:
     test_loss: list[float] = field(default_factory=list)
     epochs_run: int = 0
     wall_time_s: float = 0.0
-    stop_reason: str = "completed"  # completed | time_budget | diverged
+    stop_reason: StopReason = "completed"
     stop_detail: str = ""
     grad_start: list[float] = field(default_factory=list)
     grad_end: list[float] = field(default_factory=list)
