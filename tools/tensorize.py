@@ -541,8 +541,8 @@ def _single_block(im: Any) -> None:
     new_block = getattr(Image.core, "new_block", None)
     if new_block is None or im.format not in ("JPEG", "PNG") or im.mode not in CHANNELS:
         return
-    if getattr(im, "_im", None) is not None:
-        return
+    if getattr(im, "_im", None) is not None or not im.tile:
+        return  # no tile: no pixel data at all, which decode() must refuse (a preset block would pass as zeros)
     try:
         im.im = new_block(im.mode, im.size)
     except (ValueError, MemoryError, OSError):

@@ -123,3 +123,19 @@ def _importable(name: str) -> bool:
     import importlib.util
 
     return importlib.util.find_spec(name) is not None
+
+
+def test_tensorize_refuses_a_png_without_pixel_data(tmp_path):
+    # was: _single_block preset the pixel buffer, so a PNG with no IDAT chunk became an all-zero tensor
+    if not _importable("tools.tensorize"):
+        pytest.skip("tensorize_image not present")
+    from rel_files import png_header_only
+
+    from tools.config import LabConfig
+    from tools.tensorize import TensorizeInput, run
+
+    cfg = LabConfig.create(tmp_path / "out", [tmp_path])
+    (tmp_path / "empty.png").write_bytes(png_header_only(64, 64))
+    with pytest.raises(InvalidArgument) as err:
+        run(TensorizeInput(image=str(tmp_path / "empty.png")), cfg)
+    assert "`image`" in str(err.value)
