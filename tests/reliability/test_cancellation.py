@@ -16,6 +16,7 @@ from rel_harness import (
     build,
     check_result,
     in_memory,
+    known_issue,
     make_cfg,
     profile,
     result_text,
@@ -51,13 +52,14 @@ def _long_tools() -> list[str]:
 
 
 LONG_TOOLS = _long_tools()
+LONG_PARAMS = [pytest.param(t, marks=known_issue(f"cancel:{t}")) for t in LONG_TOOLS]
 
 
 def long_args(client, cfg, tool: str) -> dict:
     return {**base_args(tool, client.list_tools()[tool], cfg), **profile(tool)["long"](cfg)}
 
 
-@pytest.mark.parametrize("tool", LONG_TOOLS)
+@pytest.mark.parametrize("tool", LONG_PARAMS)
 def test_cancelled_long_call_stops_within_a_second_and_the_server_keeps_answering(tmp_path, tool):
     cfg = make_cfg(tmp_path, roomy_limits())
     mcp = build(cfg)
@@ -82,7 +84,7 @@ def test_cancelled_long_call_stops_within_a_second_and_the_server_keeps_answerin
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("tool", LONG_TOOLS)
+@pytest.mark.parametrize("tool", LONG_PARAMS)
 def test_cancelled_long_call_over_stdio_leaves_the_server_idle_within_a_second(tmp_path, tool):
     cfg = make_cfg(tmp_path, roomy_limits())
     with stdio_client(cfg, tmp_path) as (client, proc):

@@ -43,6 +43,21 @@ def changed(before: dict, after: dict) -> list[str]:
     return sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
 
 
+def fuzz_valid(client, cfg, tool: str, schema: dict, n: int) -> None:
+    @settings(
+        max_examples=n,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(valid_args(schema, valid_overrides(tool, cfg)))
+    def fuzz(args):
+        check_result(tool, client.call(tool, args))
+
+    fuzz()
+
+
 def hostile_strings(token: str, root: Path) -> list[str]:
     return [
         f"/tmp/{token}.png",
@@ -87,18 +102,7 @@ def check_confinement(tmp_path: Path, n_strings: int, n_fuzz: int) -> None:
                 for name in strings:
                     check_result(tool, client.call(tool, {**base, name: s}))
 
-            @settings(
-                max_examples=6,
-                deadline=None,
-                derandomize=True,
-                database=None,
-                suppress_health_check=list(HealthCheck),
-            )
-            @given(valid_args(schema, valid_overrides(tool, cfg)))
-            def fuzz(args):
-                check_result(tool, client.call(tool, args))
-
-            fuzz()
+            fuzz_valid(client, cfg, tool, schema, n_fuzz)
         after = snapshot(tmp_path, exclude=(outputs, cache))
         pkg_after = {p: snapshot(p) for p in package}
     assert changed(before, after) == [], "written outside the output folder"
