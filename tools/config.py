@@ -7,6 +7,7 @@ README and overridable with `--limit NAME=VALUE`.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -48,8 +49,8 @@ class LabConfig(BaseModel):
     def create(
         cls,
         output_dir: Path | str,
-        allowed_dirs: list[Path | str] | None = None,
-        model_dirs: list[Path | str] | None = None,
+        allowed_dirs: Sequence[Path | str] | None = None,
+        model_dirs: Sequence[Path | str] | None = None,
         limits: Limits | None = None,
     ) -> LabConfig:
         """Resolve folders (symlinks included) and make the output dir. The output dir is always readable."""
