@@ -313,7 +313,7 @@ def check_result(tool: str, result: CallToolResult, *, broken_arg: str | None = 
 
 def comparable(value: Any) -> Any:
     """Structured content minus what legitimately differs between two identical calls (time, paths)."""
-    volatile = ("time", "elapsed", "second", "duration", "path", "uri", "file", "_s", "_ms", "wall")
+    volatile = ("time", "elapsed", "second", "duration", "path", "uri", "file", "_s", "_ms", "wall", "cached")
     if isinstance(value, dict):
         return {k: comparable(v) for k, v in value.items() if not any(w in k.lower() for w in volatile)}
     if isinstance(value, list):
