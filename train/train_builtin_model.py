@@ -395,7 +395,7 @@ def evaluate(pipe, cfg: Config) -> tuple[dict, list[np.ndarray]]:
     return {"all": all_scores, "held_out": held_scores}, images
 
 
-def export(pipe, out_dir: Path) -> None:
+def export(pipe, out_dir: Path, tokenizer_files: Path | None = None) -> None:
     """Complete diffusers folder, fp16 safetensors, swapped in atomically so the folder is never half-written."""
     import copy
 
@@ -403,6 +403,8 @@ def export(pipe, out_dir: Path) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     half = copy.deepcopy(pipe).to(torch.float16)
     half.save_pretrained(tmp, safe_serialization=True)
+    for name in ("vocab.json", "merges.txt") if tokenizer_files else ():  # the files the tokenizer came from
+        shutil.copy(tokenizer_files / name, tmp / "tokenizer" / name)
     old = out_dir.with_name(out_dir.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
     if out_dir.exists():
@@ -516,7 +518,7 @@ def train_unet(
             ema_text.eval()
             load_newest_decoder(vae, run)
             pipe = make_pipeline(vae, ema_text, tokenizer, ema_unet)
-            export(pipe, export_dir)
+            export(pipe, export_dir, tok_dir)
             metrics, images = evaluate(pipe, cfg)
             save_grid(images[:64], run / f"grid_{step:06d}.png")
             line = {

@@ -33,7 +33,7 @@ def test_builtin_generates_a_64px_scene_offline_with_one_token_per_word(cfg, mon
     )
     res = r.result
     assert res.shapes.latent == [1, 4, 16, 16] and res.shapes.image == [1, 3, 64, 64]
-    assert res.tokens.count == 13 and res.tokens.tokens[2] == "red</w>"
+    assert res.tokens.count == 14 and res.tokens.tokens[3] == "red</w>"
     im = np.asarray(Image.open(res.images[0].path))
     assert im.shape == (64, 64, 3) and im.std() > 5  # a picture, not a flat field
 
