@@ -123,6 +123,13 @@ class TensorizeInput(BaseModel):
                         values,
                         f"normalize='custom' with mode={self.mode} needs {channels} value(s), one per channel",
                     )
+        elif self.normalize == "imagenet" and channels != len(IMAGENET_MEAN):
+            raise InvalidArgument(
+                "normalize",
+                self.normalize,
+                f"ImageNet mean/std are for the 3 RGB channels; mode={self.mode} has {channels}: "
+                "use mode='RGB', or normalize='custom' with your own mean and std",
+            )
         elif self.mean is not None or self.std is not None:
             arg = "mean" if self.mean is not None else "std"
             raise InvalidArgument(

@@ -139,3 +139,15 @@ def test_tensorize_refuses_a_png_without_pixel_data(tmp_path):
     with pytest.raises(InvalidArgument) as err:
         run(TensorizeInput(image=str(tmp_path / "empty.png")), cfg)
     assert "`image`" in str(err.value)
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA"])
+def test_tensorize_refuses_imagenet_normalization_for_a_mode_without_three_channels(tmp_path, mode):
+    # was: mode='L' or 'RGBA' with normalize='imagenet' crashed with "cannot reshape array of size 3"
+    if not _importable("tools.tensorize"):
+        pytest.skip("tensorize_image not present")
+    from tools.tensorize import TensorizeInput
+
+    with pytest.raises(ValueError) as err:
+        TensorizeInput(image="x.png", mode=mode, normalize="imagenet")
+    assert "`normalize`" in str(err.value) and mode in str(err.value)
