@@ -41,9 +41,15 @@ def main() -> None:
     ap.add_argument("--guidance", type=float, default=3.0)
     ap.add_argument("--model-dir", type=Path, default=None)
     ap.add_argument("--prompt", default="a small red circle in the top left on a blue background")
+    ap.add_argument(
+        "--threads", type=int, default=0, help="torch threads for both sides (0: torch's default)"
+    )
     args = ap.parse_args()
 
     import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
     from diffusers import StableDiffusionPipeline
 
     tmp = tempfile.mkdtemp()

@@ -26,6 +26,8 @@ from tools.paths import new_output_path, output_uri
 SchedulerName = Literal["default", "ddim", "euler", "euler_a", "dpm++", "pndm"]
 INLINE_MIN_SIDE = 256  # tiny images are shown enlarged (nearest neighbour) so the pixels stay visible
 SHOW_FRAMES = 6
+BUILTIN_GUIDANCE = 3.0  # measured best on the adherence benchmark (bench/bench_adherence.py)
+SD_GUIDANCE = 7.5
 
 
 class GenerateInput(BaseModel):
@@ -47,12 +49,13 @@ class GenerateInput(BaseModel):
         max_length=200,
     )
     steps: int = Field(20, ge=1, le=1000, description="Denoising steps (capped by the server's max_steps).")
-    guidance_scale: float = Field(
-        3.0,
+    guidance_scale: float | None = Field(
+        None,
         ge=0.0,
         le=30.0,
         allow_inf_nan=False,
-        description="Classifier-free guidance: 1 = off, higher follows the prompt more. Built-in: 2-3; SD: 7.5.",
+        description="Classifier-free guidance: 1 = off, higher follows the prompt more. Default: "
+        f"{BUILTIN_GUIDANCE} for the built-in model, {SD_GUIDANCE} for Stable Diffusion folders.",
     )
     seed: int = Field(0, ge=0, le=2**32 - 1, description="Same seed and arguments, same picture.")
     width: int | None = Field(None, ge=8, le=8192, description="Pixels; default the model's native size.")
@@ -347,7 +350,10 @@ def _generate(args, cfg, reporter, info, pipe, init, width, height, device, load
     t0 = time.perf_counter()
     tokens = token_info(pipe.tokenizer, args.prompt)
     negative = token_info(pipe.tokenizer, args.negative_prompt) if args.negative_prompt else None
-    cfg_on = args.guidance_scale > 1.0
+    guidance = args.guidance_scale
+    if guidance is None:
+        guidance = BUILTIN_GUIDANCE if info.kind == "builtin" else SD_GUIDANCE
+    cfg_on = guidance > 1.0
     with torch.no_grad():
         prompt_embeds, negative_embeds = pipe.encode_prompt(
             args.prompt, device, args.num_images, cfg_on, args.negative_prompt or None
@@ -361,7 +367,7 @@ def _generate(args, cfg, reporter, info, pipe, init, width, height, device, load
     steps_run = int(args.steps * args.strength) if init is not None else args.steps
     shown_at = sorted({round(i * (steps_run - 1) / (SHOW_FRAMES - 1)) for i in range(SHOW_FRAMES)})
     frames: list = []
-    recorder = _PredictionRecorder(pipe, args.guidance_scale) if args.show_steps else None
+    recorder = _PredictionRecorder(pipe, guidance) if args.show_steps else None
 
     def on_step_end(p, i, t, kwargs):
         reporter.progress(i + 1, steps_run, f"denoising step {i + 1}/{steps_run}")
@@ -375,7 +381,7 @@ def _generate(args, cfg, reporter, info, pipe, init, width, height, device, load
         prompt_embeds=prompt_embeds,
         negative_prompt_embeds=negative_embeds,
         num_inference_steps=args.steps,
-        guidance_scale=args.guidance_scale,
+        guidance_scale=guidance,
         num_images_per_prompt=1,  # the embeddings are already repeated per image
         generator=generator,
         output_type="latent",
@@ -425,7 +431,7 @@ def _generate(args, cfg, reporter, info, pipe, init, width, height, device, load
         steps=args.steps,
         steps_run=steps_run,
         scheduler=type(pipe.scheduler).__name__,
-        guidance_scale=args.guidance_scale,
+        guidance_scale=guidance,
         strength=args.strength if init is not None else None,
         width=width,
         height=height,
@@ -450,7 +456,7 @@ def _generate(args, cfg, reporter, info, pipe, init, width, height, device, load
     )
     summary = (
         f"{result.mode} with {info.name!r}: {len(saved)} image(s) {width}x{height}, {steps_run} {result.scheduler} "
-        f"steps, guidance {args.guidance_scale}, seed {args.seed}; {result.timings.total_s:.2f} s "
+        f"steps, guidance {guidance}, seed {args.seed}; {result.timings.total_s:.2f} s "
         f"(encode {encode_s:.3f}, denoise {denoise_s:.3f}, decode {decode_s:.3f}). Saved: "
         + ", ".join(s.uri for s in saved)
         + (" (prompt truncated to the tokenizer limit)" if tokens.truncated else "")
