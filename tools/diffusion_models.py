@@ -236,13 +236,15 @@ def load_pipeline(info: ModelInfo):
         os.environ["HF_HUB_OFFLINE"] = "1"
         import warnings
 
-        from diffusers import StableDiffusionPipeline
-        from diffusers.utils import logging as dlogging
         from transformers.utils import logging as tlogging
 
-        for lib in (dlogging, tlogging):  # their bars and notices would clutter the server's stderr
-            lib.disable_progress_bar()
-            lib.set_verbosity_error()
+        tlogging.disable_progress_bar()  # bars and notices (e.g. "requires torchvision") clutter stderr
+        tlogging.set_verbosity_error()
+        from diffusers import StableDiffusionPipeline
+        from diffusers.utils import logging as dlogging
+
+        dlogging.disable_progress_bar()
+        dlogging.set_verbosity_error()
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
