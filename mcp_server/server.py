@@ -7,6 +7,7 @@ import mimetypes
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
+from mcp.types import CallToolResult, TextContent
 
 from tools import __version__
 from tools.common import InvalidArgument
@@ -34,6 +35,7 @@ _REGISTRARS = (
 
 def build_server(cfg: LabConfig, registrars: tuple[str, ...] = _REGISTRARS) -> MCPServer:
     mcp = MCPServer(
+        middleware=[cap_error_text],
         name="ml-lab-mcp",
         title="ML Lab",
         version=__version__,
@@ -44,6 +46,34 @@ def build_server(cfg: LabConfig, registrars: tuple[str, ...] = _REGISTRARS) -> M
         importlib.import_module(module_name).register(mcp, cfg)
     _register_outputs(mcp, cfg)
     return mcp
+
+
+MAX_ERROR_CHARS = 4000
+
+
+async def cap_error_text(ctx, call_next):
+    """Shorten an error result's text to MAX_ERROR_CHARS.
+
+    The SDK reports a schema mismatch with one line per bad item, so a 100000-item list of the wrong type came
+    back as a 17 MB error (over any client's limit). The first lines say what is wrong; the rest is cut.
+    """
+    result = await call_next(ctx)
+    if isinstance(result, CallToolResult):
+        blocks = [b for b in result.content if isinstance(b, TextContent)] if result.is_error else []
+        for block in blocks:
+            block.text = _cut(block.text)
+    elif isinstance(result, dict) and result.get("isError"):  # the handler's result, already in wire form
+        for block in result.get("content") or []:
+            if isinstance(block, dict) and isinstance(block.get("text"), str):
+                block["text"] = _cut(block["text"])
+    return result
+
+
+def _cut(text: str) -> str:
+    if len(text) <= MAX_ERROR_CHARS:
+        return text
+    cut = text[:MAX_ERROR_CHARS].rsplit("\n", 1)[0]
+    return f"{cut}\n... (cut: the whole message was {len(text)} characters)"
 
 
 def _register_outputs(mcp: MCPServer, cfg: LabConfig) -> None:

@@ -36,6 +36,7 @@ class DemoArgs(BaseModel):
     )
     mode: Literal["sum", "max"] = Field("sum", description="How the numbers are reduced.")
     values: list[float] = Field(default_factory=list, max_length=50, description="Extra numbers to add.")
+    points: list[tuple[float, float]] | None = Field(None, max_length=100_000, description="Points, unused.")
     image: str | None = Field(
         None, max_length=100_000, description="Optional image (path, data: URI, base64)."
     )

@@ -151,3 +151,15 @@ def test_tensorize_refuses_imagenet_normalization_for_a_mode_without_three_chann
     with pytest.raises(ValueError) as err:
         TensorizeInput(image="x.png", mode=mode, normalize="imagenet")
     assert "`normalize`" in str(err.value) and mode in str(err.value)
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+def test_an_argument_with_100000_bad_items_gets_a_short_error(tmp_path, mode):
+    # was: the SDK's validation message listed every bad item: a 17 MB isError result
+    from rel_harness import DEMO_TOOL, build, in_memory, make_cfg, result_text
+
+    with in_memory(build(make_cfg(tmp_path)), mode=mode) as client:
+        result = client.call(DEMO_TOOL, {"points": list(range(100_000))})
+    assert result.is_error
+    text = result_text(result)
+    assert "points" in text and len(text) < 5000
