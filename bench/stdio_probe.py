@@ -9,7 +9,9 @@ import sys
 import time
 
 
-def time_startup(cmd: list[str], env: dict[str, str] | None = None, timeout: float = 60.0) -> tuple[float, float, int]:
+def time_startup(
+    cmd: list[str], env: dict[str, str] | None = None, timeout: float = 60.0
+) -> tuple[float, float, int]:
     """Return (seconds to initialize reply, seconds to tools/list reply, number of tools)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(

@@ -31,7 +31,11 @@ INVALID = {
 
 def _console_script() -> str:
     script = Path(sys.executable).parent / "ml-lab-mcp"
-    return str(script) if script.exists() else shutil.which("ml-lab-mcp") or pytest.skip("console script missing")
+    return (
+        str(script)
+        if script.exists()
+        else shutil.which("ml-lab-mcp") or pytest.skip("console script missing")
+    )
 
 
 async def test_console_script_over_stdio_lists_and_calls_every_tool(tmp_path):

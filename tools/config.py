@@ -18,17 +18,23 @@ class Limits(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    max_pixels: int = Field(40_000_000, ge=1, description="Largest image (width x height) decoded from any input.")
+    max_pixels: int = Field(
+        40_000_000, ge=1, description="Largest image (width x height) decoded from any input."
+    )
     max_base64_bytes: int = Field(
         30 * 1024 * 1024, ge=1, description="Largest base64 / data: URI image argument, in characters."
     )
     max_file_bytes: int = Field(200 * 1024 * 1024, ge=1, description="Largest image file read from disk.")
-    max_samples: int = Field(5000, ge=10, description="train_toy_mlp: most data points (n_samples or custom points).")
+    max_samples: int = Field(
+        5000, ge=10, description="train_toy_mlp: most data points (n_samples or custom points)."
+    )
     max_train_work: int = Field(
         2_000_000, ge=1, description="train_toy_mlp: cap on epochs x training samples x runs (variants)."
     )
     max_variants: int = Field(6, ge=1, description="train_toy_mlp: most variants compared in one call.")
-    default_time_budget_s: float = Field(20.0, gt=0, description="Default wall-clock budget of a training call.")
+    default_time_budget_s: float = Field(
+        20.0, gt=0, description="Default wall-clock budget of a training call."
+    )
     max_time_budget_s: float = Field(55.0, gt=0, description="Largest time budget a caller may ask for.")
     max_steps: int = Field(100, ge=1, description="generate_image: most denoising steps.")
     max_images: int = Field(4, ge=1, description="generate_image: most images per call.")

@@ -29,7 +29,9 @@ def resolve_readable(value: str, cfg: LabConfig, argument: str, max_bytes: int |
         raise InvalidArgument(argument, value, "must be a non-empty file path without NUL bytes")
     if "\\" in value and os.sep != "\\":
         raise InvalidArgument(
-            argument, value, f"looks like a Windows path; give a POSIX path on this machine ({_allowed_text(cfg)})"
+            argument,
+            value,
+            f"looks like a Windows path; give a POSIX path on this machine ({_allowed_text(cfg)})",
         )
     try:
         path = Path(value).expanduser()
@@ -49,7 +51,9 @@ def resolve_readable(value: str, cfg: LabConfig, argument: str, max_bytes: int |
     except OSError as exc:
         raise InvalidArgument(argument, value, f"cannot be read ({type(exc).__name__})") from None
     if not stat.S_ISREG(st.st_mode):
-        raise InvalidArgument(argument, value, "is not a regular file (directories, FIFOs and devices are refused)")
+        raise InvalidArgument(
+            argument, value, "is not a regular file (directories, FIFOs and devices are refused)"
+        )
     limit = cfg.limits.max_file_bytes if max_bytes is None else max_bytes
     if st.st_size > limit:
         raise InvalidArgument(argument, value, f"file is {st.st_size} bytes; the limit is {limit} bytes")
@@ -82,7 +86,9 @@ def resolve_output_uri(value: str, cfg: LabConfig, argument: str) -> Path:
     parts = rel.split("/")
     if len(parts) != 2 or parts[0] not in OUTPUT_CATEGORIES or parts[1] in ("", ".", "..") or "\\" in rel:
         raise InvalidArgument(
-            argument, value, f"expected {OUTPUT_URI_PREFIX}<category>/<file> with category in {OUTPUT_CATEGORIES}"
+            argument,
+            value,
+            f"expected {OUTPUT_URI_PREFIX}<category>/<file> with category in {OUTPUT_CATEGORIES}",
         )
     path = cfg.output_dir / parts[0] / parts[1]
     return resolve_readable(str(path), cfg, argument)
