@@ -51,7 +51,7 @@ class Config:
     vae_batch: int = 16
     vae_lr: float = 2e-3
     decoder_steps: int = 3000  # decoder refinement on the frozen encoder's latents
-    unet_steps: int = 5000
+    unet_steps: int = 6200
     unet_batch: int = 64
     unet_lr: float = 1e-3
     warmup: int = 200
