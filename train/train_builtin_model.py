@@ -50,7 +50,7 @@ class Config:
     vae_crop_fraction: float = 0.75
     vae_batch: int = 16
     vae_lr: float = 2e-3
-    decoder_steps: int = 3000  # decoder refinement on the frozen encoder's latents
+    decoder_steps: int = 0  # optional decoder refinement (--stage decoder); 800 steps did not help, so off
     unet_steps: int = 6200
     unet_batch: int = 64
     unet_lr: float = 1e-3
