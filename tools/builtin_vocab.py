@@ -70,4 +70,4 @@ def load_tokenizer(files_dir: str | Path):
     d = Path(files_dir)
     merges = [tuple(line.split()) for line in (d / "merges.txt").read_text().splitlines()[1:] if line.strip()]
     vocab = json.loads((d / "vocab.json").read_text())
-    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=MAX_LENGTH)
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=MAX_LENGTH)  # type: ignore[arg-type]  # tuples are what it needs

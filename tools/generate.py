@@ -332,7 +332,7 @@ def run(args: GenerateInput, cfg: LabConfig, reporter: Reporter | None = None) -
             runner = StableDiffusionImg2ImgPipeline(
                 **{**pipe.components, "scheduler": scheduler or base_scheduler}
             )
-            runner.set_progress_bar_config(disable=True)
+            runner.set_progress_bar_config(disable=True)  # type: ignore[attr-defined]  # DiffusionPipeline method
         else:
             runner = pipe
             if scheduler is not None:

@@ -128,8 +128,8 @@ def render(scene: Scene) -> np.ndarray:
     s = _SUPERSAMPLE
     img = Image.new("RGB", (IMAGE_SIZE * s, IMAGE_SIZE * s), _clip(COLOURS[scene.background], scene.bg_tint))
     draw = ImageDraw.Draw(img)
-    cx, cy = POSITIONS[scene.position]
-    cx, cy, h = (cx + scene.dx) * s, (cy + scene.dy) * s, (SIZES[scene.size] + scene.dsize) * s
+    px, py = POSITIONS[scene.position]
+    cx, cy, h = (px + scene.dx) * s, (py + scene.dy) * s, (SIZES[scene.size] + scene.dsize) * s
     fill = _clip(COLOURS[scene.colour], scene.tint)
     if scene.shape == "circle":
         draw.ellipse([cx - h, cy - h, cx + h, cy + h], fill=fill)
