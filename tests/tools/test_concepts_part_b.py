@@ -7,8 +7,6 @@ only at concepts that exist, and ship a snippet that runs with torch, numpy and 
 from __future__ import annotations
 
 import json
-import re
-import sys
 from pathlib import Path
 
 from tools.concept_schema import Concept
@@ -34,11 +32,6 @@ PART_B = {
     ),
     "part_b_python.json": ("python", "class object instance magic_methods inheritance polymorphism"),
 }
-
-TOOLS = {"tensorize_image", "train_toy_mlp", "generate_image", "explain_concept"}
-ALLOWED_IMPORTS = {"torch", "numpy"} | set(sys.stdlib_module_names)
-CJK = re.compile(r"[\u4e00-\u9fff]")
-SNIPPET_TIMEOUT_S = 20
 
 
 def _load(path: Path) -> list[dict]:
