@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import inspect
 import json
 import logging
 import sys
@@ -21,9 +20,11 @@ from typing import Annotated, Any
 import anyio.from_thread
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
 from mcp.types import CallToolResult, ImageContent, TextContent, ToolAnnotations
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict
 
+from tools.arguments import InvalidArguments, parse_arguments
 from tools.common import Cancelled, InvalidArgument, ToolFailure, ToolOutput
 from tools.config import LabConfig
 
@@ -84,36 +85,6 @@ def _is_cancellation(exc: BaseException) -> bool:
     return trio is not None and isinstance(exc, trio.Cancelled)
 
 
-def describe_validation_error(exc: ValidationError) -> str:
-    """One line per problem: the argument, the value given, and what pydantic wanted."""
-    lines = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "arguments"
-        value = err.get("input")
-        shown = repr(value)
-        if len(shown) > 100:
-            shown = shown[:85] + f"... ({len(shown)} chars)"
-        msg = err["msg"]
-        ctx = err.get("ctx") or {}
-        if "error" in ctx and isinstance(ctx["error"], InvalidArgument):
-            lines.append(str(ctx["error"]))
-        else:
-            lines.append(f"Invalid `{loc}` = {shown}: {msg}")
-    return "\n".join(lines)
-
-
-def _schema_field(info) -> Any:
-    """Rebuild a pydantic field for the SDK's argument model: type, constraints, description, no default."""
-    extra: dict[str, Any] = {}
-    if info.description:
-        extra["description"] = info.description
-    if info.json_schema_extra:
-        extra["json_schema_extra"] = info.json_schema_extra
-    if info.examples:
-        extra["examples"] = info.examples
-    return Annotated[(info.annotation, *info.metadata, Field(**extra))]
-
-
 def to_call_result(output: ToolOutput) -> CallToolResult:
     data = output.result.model_dump(mode="json")
     content: list[Any] = []
@@ -121,12 +92,39 @@ def to_call_result(output: ToolOutput) -> CallToolResult:
         content.append(TextContent(type="text", text=output.summary))
     content.append(TextContent(type="text", text=json.dumps(data, ensure_ascii=False, separators=(",", ":"))))
     for img in output.images:
+        if img.caption:
+            content.append(TextContent(type="text", text=f"Picture: {img.caption}"))
         content.append(
             ImageContent(
                 type="image", data=base64.b64encode(img.png).decode("ascii"), mime_type=img.mime_type
             )
         )
     return CallToolResult(content=content, structured_content=data)
+
+
+# The hints every tool of this server shares (none of them reaches outside this machine).
+READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
+# Writes new files under the output folder: generated names, nothing overwritten or deleted; the same
+# arguments give the same numbers and picture, only another copy of the files.
+WRITES_NEW_FILES = ToolAnnotations(
+    read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+)
+
+
+class _RawArguments(ArgModelBase):
+    """Hands the call's arguments to the tool through the SDK untouched, as one dict named `arguments`.
+
+    MCP SDK 2.3 builds a tool's argument model only from a function signature (`func_metadata`: a
+    `create_model` whose extra keys are dropped and whose errors are pydantic's own text); there is no way
+    to register a tool from a pydantic model. So the SDK's pass validates nothing here, the tool's own
+    input model (`extra="forbid"`) is the one validation pass, and the published inputSchema is that
+    model's JSON schema.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    def model_dump_one_level(self) -> dict[str, Any]:
+        return {"arguments": dict(self.model_extra or {})}
 
 
 def register_tool(
@@ -144,30 +142,18 @@ def register_tool(
 ) -> None:
     """Register `run(input_model(**args), cfg, reporter) -> ToolOutput` as the MCP tool `name`.
 
-    The inputSchema is the input model's fields (types, bounds, descriptions); the outputSchema is
-    the result model. Arguments are validated twice: by the SDK against the schema, then by the
-    input model itself (cross-field rules), so every refusal names the argument.
+    The inputSchema is the input model's JSON schema (types, bounds, descriptions, no extra keys); the
+    outputSchema is the result model. The input model validates the arguments once; `run` receives it with
+    `model_fields_set` telling which arguments the caller gave.
     """
-    params = [
-        inspect.Parameter(
-            fname,
-            inspect.Parameter.KEYWORD_ONLY,
-            annotation=_schema_field(info),
-            default=inspect.Parameter.empty
-            if info.is_required()
-            else info.get_default(call_default_factory=True),
-        )
-        for fname, info in input_model.model_fields.items()
-    ]
-    params.append(inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context))
-    return_annotation = Annotated[CallToolResult, result_model]
+    if input_model.model_config.get("extra") != "forbid":
+        raise TypeError(f"{input_model.__name__} must refuse unknown arguments: subclass tools.common.ToolInput")
 
-    def call(**kwargs: Any) -> CallToolResult:
-        ctx = kwargs.pop("ctx", None)
+    def call(arguments: dict[str, Any], ctx: Context) -> CallToolResult:
         try:
-            args = input_model.model_validate(kwargs)
-        except ValidationError as exc:
-            raise ToolError(describe_validation_error(exc)) from None
+            args = parse_arguments(input_model, arguments, name)
+        except InvalidArguments as exc:
+            raise ToolError(str(exc)) from None
         reporter = McpReporter(ctx, progress_interval_s)
         try:
             return to_call_result(run(args, cfg, reporter))
@@ -184,10 +170,12 @@ def register_tool(
             log.exception("tool %s failed", name)
             raise ToolError(f"Internal error in {name}: {type(exc).__name__}: {exc}") from None
 
-    call.__name__ = name
-    call.__doc__ = description
-    call.__signature__ = inspect.Signature(params, return_annotation=return_annotation)  # type: ignore[attr-defined]
-    call.__annotations__ = {"ctx": Context, "return": return_annotation}
+    # Set as objects: the SDK evaluates string annotations in the module's globals, where result_model is not.
+    call.__annotations__ = {"arguments": dict, "ctx": Context, "return": Annotated[CallToolResult, result_model]}
     mcp.add_tool(
         call, name=name, title=title, description=description, annotations=annotations, structured_output=True
     )
+    tool = mcp._tool_manager.get_tool(name)  # no public accessor; see _RawArguments for why
+    assert tool is not None
+    tool.parameters = input_model.model_json_schema()
+    tool.fn_metadata.arg_model = _RawArguments

@@ -34,9 +34,8 @@ _REGISTRARS = (
 
 
 def build_server(cfg: LabConfig, registrars: tuple[str, ...] = _REGISTRARS) -> MCPServer:
-    refuse_unknown = RefuseUnknownArguments()
     mcp = MCPServer(
-        middleware=[cap_error_text, refuse_unknown],
+        middleware=[cap_error_text],
         name="ml-lab-mcp",
         title="ML Lab",
         version=__version__,
@@ -46,41 +45,10 @@ def build_server(cfg: LabConfig, registrars: tuple[str, ...] = _REGISTRARS) -> M
     for module_name in registrars:
         importlib.import_module(module_name).register(mcp, cfg)
     _register_outputs(mcp, cfg)
-    refuse_unknown.server = mcp
     return mcp
 
 
 MAX_ERROR_CHARS = 4000
-
-
-class RefuseUnknownArguments:
-    """Middleware: refuse a tools/call whose arguments include names the tool does not have.
-
-    The SDK's argument model ignores extra keys, so a typo (`epoch` for `epochs`) would silently run
-    with the default. We never silently fix input: the call is refused, naming the unknown argument
-    and listing the allowed ones, so the model can correct it.
-    """
-
-    def __init__(self) -> None:
-        self.server: MCPServer | None = None
-        self._names: dict[str, frozenset[str]] | None = None
-
-    async def __call__(self, ctx, call_next):
-        params = ctx.params if ctx.method == "tools/call" else None
-        if self.server is not None and isinstance(params, dict) and isinstance(params.get("arguments"), dict):
-            if self._names is None:
-                tools = await self.server.list_tools()
-                self._names = {t.name: frozenset(t.input_schema.get("properties", {})) for t in tools}
-            known = self._names.get(params.get("name"))  # type: ignore[arg-type]
-            unknown = sorted(str(k) for k in params["arguments"] if known is not None and k not in known)
-            if known is not None and unknown:
-                shown = ", ".join(f"`{k[:80]}`" for k in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
-                text = (
-                    f"Unknown argument(s) {shown} for tool {params['name']}: "
-                    f"allowed arguments are {', '.join(sorted(known)) or '(none)'}"
-                )
-                return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
-        return await call_next(ctx)
 
 
 async def cap_error_text(ctx, call_next):

@@ -6,7 +6,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
+
+
+class ToolInput(BaseModel):
+    """Base of every tool's input model: an argument the model does not have is refused by name."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class InvalidArgument(ValueError):
@@ -16,7 +22,7 @@ class InvalidArgument(ValueError):
         self.argument = argument
         self.value = value
         self.allowed = allowed
-        super().__init__(f"Invalid `{argument}` = {_short_repr(value)}: {allowed}")
+        super().__init__(f"Invalid `{argument}` = {short_repr(value)}: {allowed}")
 
 
 class ToolFailure(RuntimeError):
@@ -27,7 +33,8 @@ class Cancelled(Exception):
     """The client cancelled the call; work stopped at the next check."""
 
 
-def _short_repr(value: Any, limit: int = 120) -> str:
+def short_repr(value: Any, limit: int = 120) -> str:
+    """repr(value), cut to `limit` characters with the full length noted."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 15] + f"... ({len(text)} chars)"
 
@@ -54,7 +61,10 @@ class NullReporter:
 
 @dataclass
 class InlineImage:
-    """A compact PNG (already encoded bytes, longest side <= 1024 px) to show inline, with a caption."""
+    """A compact PNG (already encoded bytes, longest side <= 1024 px) to show inline.
+
+    The caption is sent as a text block just before the image, so the model knows what it is looking at.
+    """
 
     png: bytes
     caption: str = ""

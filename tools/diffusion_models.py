@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from tools.common import InvalidArgument, ToolFailure
+from tools.common import InvalidArgument, ToolFailure, ToolInput
 from tools.config import LabConfig
 
 BUILTIN_NAME = "builtin"
@@ -64,7 +64,7 @@ class ModelInfo(BaseModel):
     notes: str = Field("", description="What the model is good for.")
 
 
-class ListModelsInput(BaseModel):
+class ListModelsInput(ToolInput):
     """list_models takes no arguments."""
 
 

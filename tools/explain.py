@@ -19,9 +19,9 @@ from functools import lru_cache
 from importlib import resources
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from tools.common import InlineImage, Reporter, ToolFailure, ToolOutput
+from tools.common import InlineImage, Reporter, ToolFailure, ToolInput, ToolOutput
 from tools.concept_schema import Concept
 from tools.config import LabConfig
 from tools.demos import DemoParams, DemoResult, DemoText, run_demo
@@ -81,9 +81,7 @@ _STOP_ZH = (
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
 
-class ExplainInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ExplainInput(ToolInput):
     concept: str = Field(
         min_length=1,
         max_length=200,

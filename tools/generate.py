@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from tools import diffusion_models as dm
-from tools.common import InlineImage, InvalidArgument, NullReporter, Reporter, ToolOutput
+from tools.common import InlineImage, InvalidArgument, NullReporter, Reporter, ToolInput, ToolOutput
 from tools.config import LabConfig
 from tools.images import decode, open_image_input, to_inline_png
 from tools.paths import new_output_path, output_uri
@@ -30,7 +30,7 @@ BUILTIN_GUIDANCE = 3.0  # measured best on the adherence benchmark (bench/bench_
 SD_GUIDANCE = 7.5
 
 
-class GenerateInput(BaseModel):
+class GenerateInput(ToolInput):
     """Arguments of generate_image."""
 
     prompt: str = Field(

@@ -28,7 +28,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from tools.common import InlineImage, InvalidArgument, NullReporter, Reporter, ToolOutput
+from tools.common import InlineImage, InvalidArgument, NullReporter, Reporter, ToolInput, ToolOutput
 from tools.config import LabConfig
 from tools.images import (
     INLINE_MAX_BYTES,
@@ -54,7 +54,7 @@ Pair = Annotated[list[Side], Field(min_length=2, max_length=2)]
 Stat = Annotated[float, Field(allow_inf_nan=False)]
 
 
-class TensorizeInput(BaseModel):
+class TensorizeInput(ToolInput):
     """Arguments of tensorize_image."""
 
     image: str = Field(

@@ -13,12 +13,12 @@ from PIL import Image
 from pydantic import BaseModel, Field, model_validator
 
 from mcp_server.adapter import register_tool
-from tools.common import InlineImage, InvalidArgument, ToolOutput
+from tools.common import InlineImage, InvalidArgument, ToolInput, ToolOutput
 from tools.config import LabConfig
 from tools.images import to_inline_png
 
 
-class DemoInput(BaseModel):
+class DemoInput(ToolInput):
     n: int = Field(3, ge=1, le=10, description="How many.")
     scale: float = Field(1.0, gt=0, allow_inf_nan=False, description="A positive factor.")
     lo: int = Field(0, description="Lower end.")

@@ -64,8 +64,8 @@ def _check_data(args: TrainToyMlpInput, cfg: LabConfig) -> tuple[Task, int]:
         if args.n_samples > cap:
             raise InvalidArgument("n_samples", args.n_samples, f"at most {cap} (the server's max_samples)")
         return task, args.n_samples
-    for name in ("n_samples", "noise"):  # compared with the default: the MCP layer passes every argument
-        if getattr(args, name) != TrainToyMlpInput.model_fields[name].default:
+    for name in ("n_samples", "noise"):
+        if name in args.model_fields_set:
             raise InvalidArgument(
                 name,
                 getattr(args, name),

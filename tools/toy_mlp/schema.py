@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
+
+from tools.common import ToolInput
 
 Dataset = Literal["circle", "xor", "gauss", "spiral", "moons", "plane", "gauss_bump", "sine", "custom"]
 Feature = Literal["x1", "x2", "x1^2", "x2^2", "x1*x2", "sin x1", "sin x2"]
@@ -34,10 +36,8 @@ VARIANT_FIELDS = (
 )
 
 
-class TrainToyMlpInput(BaseModel):
+class TrainToyMlpInput(ToolInput):
     """Train a small neural network on 2-D toy data, TensorFlow-Playground style, and compare variants."""
-
-    model_config = ConfigDict(extra="forbid")
 
     dataset: Dataset = Field(
         "spiral",
