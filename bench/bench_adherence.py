@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,11 +20,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from tools import generate, scenes
+from tools.config import LabConfig
 
-from tools import generate, scenes  # noqa: E402
-from tools.config import LabConfig  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 TARGETS = {"background": 0.95, "colour": 0.90, "shape": 0.85, "position": 0.85, "size": 0.75}
 

@@ -14,16 +14,13 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tools import diffusion_models as dm  # noqa: E402
-from tools import generate  # noqa: E402
-from tools.config import LabConfig  # noqa: E402
+from tools import diffusion_models as dm
+from tools import generate
+from tools.config import LabConfig
 
 
 def rss_mb() -> float:

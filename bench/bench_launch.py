@@ -1,7 +1,7 @@
 """Start-up time to the answer of `initialize`, per launcher, against the direct start measured in the
 same run (`python -m mcp_server`). Warm caches: each launcher runs once before timing.
 
-    python bench/bench_launch.py [--repeat 5] [--wheel dist/ml_lab_mcp-*.whl] [--image localhost/ml-lab-mcp:ci]
+    python -m bench.bench_launch [--repeat 5] [--wheel dist/ml_lab_mcp-*.whl] [--image localhost/ml-lab-mcp:ci]
 
 uvx and npx need uv and npm; the wheel and npm tarball are built here when not given. The container
 row needs podman as root and a built image (.ci/container-test builds one).
@@ -20,10 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "launch"))
+from tests.launch.launch_support import initialize_over_pipe, server_env
 
-from launch_support import initialize_over_pipe, server_env  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def time_initialize(argv: list[str], env: dict[str, str], cwd: Path | None = None) -> float:

@@ -12,8 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from stdio_probe import time_startup  # noqa: E402
+from stdio_probe import time_startup  # the script's own folder is on the path
 
 
 def main() -> None:

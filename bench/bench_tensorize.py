@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,19 +24,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tools.config import LabConfig  # noqa: E402
-from tools.tensorize import (  # noqa: E402
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    TensorizeInput,
-    _histogram,
-    _picture,
-    _stats,
-    plan,
-    tensorize_core,
-)
+from tools.config import LabConfig
+from tools.tensorize.core import _histogram, _stats, plan, tensorize_core
+from tools.tensorize.picture import draw as _picture
+from tools.tensorize.schema import IMAGENET_MEAN, IMAGENET_STD, TensorizeInput
 
 
 def make_jpeg(width: int, height: int, seed: int = 0) -> bytes:

@@ -14,12 +14,13 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 import anyio.from_thread
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
 from mcp.types import CallToolResult, ImageContent, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict
@@ -85,6 +86,16 @@ def _is_cancellation(exc: BaseException) -> bool:
     return trio is not None and isinstance(exc, trio.Cancelled)
 
 
+@contextmanager
+def resource_errors() -> Iterator[None]:
+    """The one mapping for resources, as `register_tool` is for tools: a caller's mistake or a readable
+    failure becomes a ResourceError whose text reaches the client."""
+    try:
+        yield
+    except (InvalidArgument, ToolFailure) as exc:
+        raise ResourceError(str(exc)) from None
+
+
 def to_call_result(output: ToolOutput) -> CallToolResult:
     data = output.result.model_dump(mode="json")
     content: list[Any] = []
@@ -103,7 +114,9 @@ def to_call_result(output: ToolOutput) -> CallToolResult:
 
 
 # The hints every tool of this server shares (none of them reaches outside this machine).
-READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
+READ_ONLY = ToolAnnotations(
+    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+)
 # Writes new files under the output folder: generated names, nothing overwritten or deleted; the same
 # arguments give the same numbers and picture, only another copy of the files.
 WRITES_NEW_FILES = ToolAnnotations(
@@ -147,7 +160,9 @@ def register_tool(
     `model_fields_set` telling which arguments the caller gave.
     """
     if input_model.model_config.get("extra") != "forbid":
-        raise TypeError(f"{input_model.__name__} must refuse unknown arguments: subclass tools.common.ToolInput")
+        raise TypeError(
+            f"{input_model.__name__} must refuse unknown arguments: subclass tools.common.ToolInput"
+        )
 
     def call(arguments: dict[str, Any], ctx: Context) -> CallToolResult:
         try:
@@ -171,7 +186,11 @@ def register_tool(
             raise ToolError(f"Internal error in {name}: {type(exc).__name__}: {exc}") from None
 
     # Set as objects: the SDK evaluates string annotations in the module's globals, where result_model is not.
-    call.__annotations__ = {"arguments": dict, "ctx": Context, "return": Annotated[CallToolResult, result_model]}
+    call.__annotations__ = {
+        "arguments": dict,
+        "ctx": Context,
+        "return": Annotated[CallToolResult, result_model],
+    }
     mcp.add_tool(
         call, name=name, title=title, description=description, annotations=annotations, structured_output=True
     )

@@ -6,11 +6,10 @@ import importlib
 import mimetypes
 
 from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.types import CallToolResult, TextContent
 
+from mcp_server.adapter import resource_errors
 from tools import __version__
-from tools.common import InvalidArgument
 from tools.config import LabConfig
 from tools.paths import OUTPUT_URI_PREFIX, resolve_output_uri
 
@@ -28,7 +27,7 @@ and exposed as mllab://outputs/... resources that later calls can reuse (e.g. as
 _REGISTRARS = (
     "mcp_server.tool_tensorize",
     "mcp_server.tool_explain",
-    "mcp_server.tool_train",
+    "mcp_server.tool_toy_mlp",
     "mcp_server.tool_generate",
 )
 
@@ -84,10 +83,8 @@ def _register_outputs(mcp: MCPServer, cfg: LabConfig) -> None:
         description="Images, tensors, run metrics and weights saved by earlier tool calls.",
     )
     def read_output(category: str, name: str) -> str | bytes:
-        try:
+        with resource_errors():
             path = resolve_output_uri(f"{OUTPUT_URI_PREFIX}{category}/{name}", cfg, "uri")
-        except InvalidArgument as exc:
-            raise ResourceError(str(exc)) from None
         mime, _ = mimetypes.guess_type(path.name)
         if mime in ("application/json", "text/plain") or path.suffix in (".json", ".txt", ".md"):
             return path.read_text(encoding="utf-8")

@@ -1,27 +1,26 @@
 """MCP registration of explain_concept, the concept resources, the explain-with-demo prompt and completion.
 
-The work is in tools/explain.py. The index lives at `concepts://index` (its own scheme) so that it can never
-be mistaken for a concept id by the `concept://{id}` template, whatever order a client resolves them in.
+The work, the search and the completion ranking are in tools/explain/; this module only maps them.
 """
 
 from __future__ import annotations
 
 import json
+from typing import Annotated
 
 from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.server.mcpserver.prompts.base import UserMessage
 from mcp.shared.exceptions import MCPError
-from mcp.types import INVALID_PARAMS, Completion, PromptReference, ResourceTemplateReference, ToolAnnotations
+from mcp.types import INVALID_PARAMS, Completion, PromptReference, ResourceTemplateReference
+from pydantic import Field
 
-from mcp_server.adapter import register_tool
+from mcp_server.adapter import READ_ONLY, register_tool, resource_errors
 from tools import explain
 from tools.config import LabConfig
+from tools.paths import CONCEPT_INDEX_URI, CONCEPT_URI
 
-CONCEPT_TEMPLATE = "concept://{id}"
-INDEX_URI = "concepts://index"
+CONCEPT_TEMPLATE = CONCEPT_URI + "{id}"
 PROMPT_NAME = "explain_with_demo"
-MAX_COMPLETIONS = 100  # the protocol's cap on values per completion
 
 DESCRIPTION = """\
 Explain a deep-learning, LLM, tooling or Python concept for a beginner, in English and/or Simplified Chinese,
@@ -65,6 +64,12 @@ It may not find an exact match: if it returns found=false, pick the most likely 
 live demo, and then run its `try_it` call and explain what the result shows.
 """
 
+LANG_LINES = {
+    "en": ", in English",
+    "zh": ", in Simplified Chinese (简体中文)",
+    "both": ", in English and Chinese",
+}
+
 
 def register(mcp: MCPServer, cfg: LabConfig) -> None:
     register_tool(
@@ -76,9 +81,7 @@ def register(mcp: MCPServer, cfg: LabConfig) -> None:
         input_model=explain.ExplainInput,
         result_model=explain.ExplainResult,
         run=explain.run,
-        annotations=ToolAnnotations(
-            read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
-        ),
+        annotations=READ_ONLY,
     )
 
     @mcp.resource(
@@ -86,21 +89,15 @@ def register(mcp: MCPServer, cfg: LabConfig) -> None:
         name="concept",
         title="A concept, in English and Chinese",
         description="One concept of the knowledge base as markdown in both languages: summary, explanation, "
-        "analogy, pitfalls, formula, code, related concepts and a try-it call. Ids: see concepts://index.",
+        f"analogy, pitfalls, formula, code, related concepts and a try-it call. Ids: see {CONCEPT_INDEX_URI}.",
         mime_type="text/markdown",
     )
     def read_concept(id: str) -> str:
-        kb = explain.load_kb()
-        concept = kb.concepts.get(id)
-        if concept is None:
-            concept, _, ranked = explain.lookup(id)  # accept a name or alias too: concept://relu-activation
-            if concept is None:
-                closest = ", ".join(cid for cid, _ in ranked[:5])
-                raise ResourceError(f"Unknown concept id {id!r}. Closest: {closest}. See {INDEX_URI}.")
-        return explain.concept_markdown(concept, "both")
+        with resource_errors():
+            return explain.concept_markdown(explain.concept_by_id(id), "both")
 
     @mcp.resource(
-        INDEX_URI,
+        CONCEPT_INDEX_URI,
         name="concept_index",
         title="Index of all concepts",
         description="Every concept id with its English and Chinese name and a one-line summary, by category.",
@@ -116,26 +113,34 @@ def register(mcp: MCPServer, cfg: LabConfig) -> None:
         "then the hands-on try-it call of this server's tools. language: en, zh or both (default: the script "
         "of the concept name).",
     )
-    def explain_with_demo(concept: str, language: str = "auto") -> list[UserMessage]:
-        if language not in ("auto", "en", "zh", "both"):  # MCPError: the SDK hides other exceptions' text
-            raise MCPError(INVALID_PARAMS, f"Invalid `language` = {language!r}: use en, zh, both or auto")
+    def explain_with_demo(
+        concept: Annotated[
+            str,
+            Field(
+                description="The concept to learn, by any English or Chinese name or alias, e.g. 'ReLU', '残差连接'."
+            ),
+        ],
+        language: Annotated[
+            str,
+            Field(description="en, zh (Simplified Chinese), both, or auto (the script of the concept name)."),
+        ] = "auto",
+    ) -> list[UserMessage]:
+        if language not in explain.LANGUAGES:  # MCPError: the SDK hides other exceptions' text
+            allowed = ", ".join(explain.LANGUAGES)
+            raise MCPError(INVALID_PARAMS, f"Invalid `language` = {language!r}: must be one of {allowed}")
         lang = explain.resolve_language(concept, language)
-        lang_line = {
-            "en": ", in English",
-            "zh": ", in Simplified Chinese (简体中文)",
-            "both": ", in English and Chinese",
-        }[lang]
         found, _, ranked = explain.lookup(concept)
         if found is None:
+            suggestions = ", ".join(cid for cid, _ in ranked[:5])
             text = PROMPT_TEXT_UNKNOWN.format(
-                query=concept, lang_line=lang_line, suggestions=", ".join(cid for cid, _ in ranked[:5])
+                query=concept, lang_line=LANG_LINES[lang], suggestions=suggestions
             )
             return [UserMessage(text)]
         args = {"concept": found.id, "language": lang}
         t = found.try_it
         text = PROMPT_TEXT.format(
             query=concept,
-            lang_line=lang_line,
+            lang_line=LANG_LINES[lang],
             explain_args=json.dumps(args, ensure_ascii=False),
             tool=t.tool if t else "explain_concept",
             tool_args=json.dumps(t.arguments if t else args, ensure_ascii=False),
@@ -145,52 +150,19 @@ def register(mcp: MCPServer, cfg: LabConfig) -> None:
 
     @mcp.completion()
     async def complete(ref, argument, context) -> Completion | None:
+        values = None
         if (
             isinstance(ref, ResourceTemplateReference)
             and ref.uri == CONCEPT_TEMPLATE
             and argument.name == "id"
         ):
-            return _completion(complete_concepts(argument.value, ids_only=True))
-        if isinstance(ref, PromptReference) and ref.name == PROMPT_NAME:
+            values = explain.complete_concepts(argument.value, ids_only=True)
+        elif isinstance(ref, PromptReference) and ref.name == PROMPT_NAME:
             if argument.name == "concept":
-                return _completion(complete_concepts(argument.value, ids_only=False))
-            if argument.name == "language":
-                return _completion(
-                    [v for v in ("auto", "en", "zh", "both") if v.startswith(argument.value.lower())]
-                )
-        return None
-
-
-def complete_concepts(partial: str, ids_only: bool) -> list[str]:
-    """Concept ids (or, for a Chinese partial, Chinese names) matching a partial name.
-
-    Order: the id or main name starts with it, then an alias starts with it, then any name contains it;
-    a partial that matches nothing (a typo) falls back to the fuzzy ranking.
-    """
-    kb = explain.load_kb()
-    q = explain.normalize(partial)
-    chinese = explain.is_chinese(partial) and not ids_only
-    tiers: list[tuple[int, str, str]] = []
-    for cid, c in kb.concepts.items():
-        main = [explain.normalize(n) for n in (cid, c.names.en, c.names.zh)]
-        keys = kb.keys[cid]
-        if any(k.startswith(q) for k in main):
-            tier = 0
-        elif any(k.startswith(q) for k in keys):
-            tier = 1
-        elif any(q in k for k in keys):
-            tier = 2
-        else:
-            continue
-        tiers.append((tier, cid, c.names.zh if chinese else cid))
-    if not tiers and q:
-        ranked = explain.rank(partial, limit=10)
-        floor = max(0.4, ranked[0][1] - 0.15) if ranked else 1.0  # only the near-best guesses
-        return [kb.concepts[cid].names.zh if chinese else cid for cid, score in ranked if score >= floor]
-    return [value for _, _, value in sorted(tiers)]
-
-
-def _completion(values: list[str]) -> Completion:
-    return Completion(
-        values=values[:MAX_COMPLETIONS], total=len(values), has_more=len(values) > MAX_COMPLETIONS
-    )
+                values = explain.complete_concepts(argument.value, ids_only=False)
+            elif argument.name == "language":
+                values = explain.complete_languages(argument.value)
+        if values is None:
+            return None
+        cap = explain.MAX_COMPLETIONS
+        return Completion(values=values[:cap], total=len(values), has_more=len(values) > cap)

@@ -1,11 +1,10 @@
-"""MCP registration of generate_image and list_models (the work is in tools/generate.py)."""
+"""MCP registration of generate_image and list_models (the work is in tools/generate/)."""
 
 from __future__ import annotations
 
 from mcp.server.mcpserver import MCPServer
-from mcp.types import ToolAnnotations
 
-from mcp_server.adapter import register_tool
+from mcp_server.adapter import READ_ONLY, WRITES_NEW_FILES, register_tool
 from tools import diffusion_models, generate
 from tools.config import LabConfig
 
@@ -47,11 +46,7 @@ def register(mcp: MCPServer, cfg: LabConfig) -> None:
         input_model=generate.GenerateInput,
         result_model=generate.GenerateResult,
         run=generate.run,
-        # Writes new PNGs under the output folder (generated names, nothing overwritten); same seed and
-        # arguments give the same picture, so repeating is harmless.
-        annotations=ToolAnnotations(
-            readOnlyHint=False, destructiveHint=False, idempotentHint=True, openWorldHint=False
-        ),
+        annotations=WRITES_NEW_FILES,  # new PNGs; same seed and arguments, same picture
     )
     register_tool(
         mcp,
@@ -62,7 +57,5 @@ def register(mcp: MCPServer, cfg: LabConfig) -> None:
         input_model=diffusion_models.ListModelsInput,
         result_model=diffusion_models.ListModelsResult,
         run=generate.list_models,
-        annotations=ToolAnnotations(
-            readOnlyHint=True, destructiveHint=False, idempotentHint=True, openWorldHint=False
-        ),
+        annotations=READ_ONLY,
     )

@@ -1,11 +1,10 @@
-"""MCP registration of tensorize_image (the work is in tools/tensorize.py)."""
+"""MCP registration of tensorize_image (the work is in tools/tensorize/)."""
 
 from __future__ import annotations
 
 from mcp.server.mcpserver import MCPServer
-from mcp.types import ToolAnnotations
 
-from mcp_server.adapter import register_tool
+from mcp_server.adapter import WRITES_NEW_FILES, register_tool
 from tools import tensorize
 from tools.config import LabConfig
 
@@ -40,10 +39,5 @@ def register(mcp: MCPServer, cfg: LabConfig) -> None:
         input_model=tensorize.TensorizeInput,
         result_model=tensorize.TensorizeResult,
         run=tensorize.run,
-        # Not read-only: every call writes new files (picture, optional tensor) under the output folder.
-        # Never destructive: names are generated, nothing is overwritten or deleted. Idempotent: repeating
-        # a call gives the same numbers and only adds another copy of the files.
-        annotations=ToolAnnotations(
-            read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
-        ),
+        annotations=WRITES_NEW_FILES,  # the picture, and the tensor if save is set
     )

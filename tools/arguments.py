@@ -48,7 +48,9 @@ def _pre_parse_json(model: type[BaseModel], arguments: dict[str, Any]) -> dict[s
     return parsed
 
 
-def describe_validation_error(exc: ValidationError, model: type[BaseModel] | None = None, tool: str = "") -> str:
+def describe_validation_error(
+    exc: ValidationError, model: type[BaseModel] | None = None, tool: str = ""
+) -> str:
     """One line per problem: the argument, the value given, and what is allowed."""
     lines: dict[str, list[str]] = {}  # argument path -> what is allowed (a union gives several)
     shown: dict[str, str] = {}
@@ -58,7 +60,7 @@ def describe_validation_error(exc: ValidationError, model: type[BaseModel] | Non
         if isinstance(ctx.get("error"), InvalidArgument):  # a validator's own refusal is already in our words
             lines.setdefault(str(ctx["error"]), [])
             continue
-        path = _path(err["loc"])
+        path = argument_path(err["loc"])
         if err["type"] == "extra_forbidden":
             unknown.append(path)
             continue
@@ -67,10 +69,12 @@ def describe_validation_error(exc: ValidationError, model: type[BaseModel] | Non
             continue
         key = f"Invalid `{path}`"
         shown.setdefault(key, short_repr(err.get("input")))
-        allowed = _allowed(err)
+        allowed = allowed_text(err)
         if allowed not in lines.setdefault(key, []):
             lines[key].append(allowed)
-    out = [f"{key} = {shown[key]}: {' or '.join(allowed)}" if allowed else key for key, allowed in lines.items()]
+    out = [
+        f"{key} = {shown[key]}: {' or '.join(allowed)}" if allowed else key for key, allowed in lines.items()
+    ]
     known = sorted(model.model_fields) if model is not None else []
     for name in unknown:
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
@@ -86,7 +90,7 @@ def describe_validation_error(exc: ValidationError, model: type[BaseModel] | Non
 _TYPE_TAGS = {"int", "float", "str", "bool", "list", "dict", "none", "literal", "is-instance"}
 
 
-def _path(loc: tuple[int | str, ...]) -> str:
+def argument_path(loc: tuple[int | str, ...]) -> str:
     """('points', 0, 'label') -> points[0].label; union-member tags such as 'list[int]' are dropped."""
     text = ""
     for part in loc:
@@ -126,7 +130,7 @@ _ALLOWED = {
 }
 
 
-def _allowed(err: Any) -> str:
+def allowed_text(err: Any) -> str:
     template = _ALLOWED.get(err["type"])
     if template is not None:
         try:

@@ -92,3 +92,9 @@ def resolve_output_uri(value: str, cfg: LabConfig, argument: str) -> Path:
         )
     path = cfg.output_dir / parts[0] / parts[1]
     return resolve_readable(str(path), cfg, argument)
+
+
+# The other URI schemes this server answers (spelled here once).
+RUNS_URI = "mllab://runs"  # saved train_toy_mlp runs; one run is RUNS_URI + "/{run_id}"
+CONCEPT_URI = "concept://"  # one concept: CONCEPT_URI + id
+CONCEPT_INDEX_URI = "concepts://index"  # its own scheme, so it can never be read as a concept id

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tools.concept_schema import Concept
-from tools.demos import DEMOS
 from tools.explain import TOOL_NAMES, load_kb, normalize
+from tools.explain.concept_schema import Concept
+from tools.explain.demos import DEMOS
 
 CONCEPTS_DIR = Path(__file__).resolve().parents[2] / "tools" / "data" / "concepts"
 CJK = re.compile(r"[\u4e00-\u9fff]")

@@ -1,6 +1,6 @@
 """The second half of the concept knowledge base (architectures, LLMs, tooling, Python).
 
-Every entry must validate against tools.concept_schema.Concept, carry real Chinese text, point
+Every entry must validate against tools.explain.concept_schema.Concept, carry real Chinese text, point
 only at concepts that exist, and ship a snippet that runs with torch, numpy and the stdlib alone.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tools.concept_schema import Concept
+from tools.explain.concept_schema import Concept
 
 CONCEPTS_DIR = Path(__file__).resolve().parents[2] / "tools" / "data" / "concepts"
 

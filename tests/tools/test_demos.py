@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tools.common import InvalidArgument
-from tools.demos import DEMOS, DemoParams, run_demo
+from tools.explain.demos import DEMOS, DemoParams, run_demo
 
 
 def demo(name, **kwargs):
@@ -304,7 +304,7 @@ def test_plots_are_drawn_without_pyplot_so_concurrent_calls_are_safe():
     import sys
 
     code = (
-        "import sys; from tools.demos import run_demo, DemoParams; run_demo('activations', DemoParams()); "
+        "import sys; from tools.explain.demos import run_demo, DemoParams; run_demo('activations', DemoParams()); "
         "sys.exit('matplotlib.pyplot' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0

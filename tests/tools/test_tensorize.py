@@ -18,7 +18,9 @@ from tools.common import InvalidArgument
 from tools.config import LabConfig, Limits
 from tools.images import open_image_input
 from tools.paths import output_uri
-from tools.tensorize import IMAGENET_MEAN, IMAGENET_STD, TensorizeInput, plan, run, tensorize_core, torch_code
+from tools.tensorize import TensorizeInput, run
+from tools.tensorize.core import plan, tensorize_core, torch_code
+from tools.tensorize.schema import IMAGENET_MEAN, IMAGENET_STD
 
 
 def _smooth_rgb(w: int, h: int, seed: int = 0) -> np.ndarray:
@@ -448,7 +450,7 @@ def _write(path: Path, a: np.ndarray) -> Path:
 
 
 def test_pixel_view_is_the_same_through_the_zero_copy_and_the_copying_path():
-    from tools.tensorize import _uint8_view
+    from tools.tensorize.buffers import uint8_view as _uint8_view
 
     a = _smooth_rgb(2100, 2100)  # 17.6 MB in Pillow's 4-byte pixels: more than one 16 MB block
     multi_block = Image.fromarray(a)

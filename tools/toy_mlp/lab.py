@@ -9,9 +9,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from tools.arguments import allowed_text, argument_path
 from tools.common import InlineImage, InvalidArgument, Reporter, ToolOutput
 from tools.config import LabConfig
-from tools.toy_mlp import data, plot, store
+from tools.images import to_inline_png
+from tools.toy_mlp import data, picture, store
 from tools.toy_mlp.model import MLP
 from tools.toy_mlp.schema import (
     VARIANT_FIELDS,
@@ -119,8 +121,9 @@ def _parse_variant(i: int, overrides: dict[str, Any], base: TrainToyMlpInput) ->
         return TrainToyMlpInput.model_validate(merged)
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        raise InvalidArgument(f"{where}.{loc}", err.get("input"), err["msg"]) from None
+        raise InvalidArgument(
+            f"{where}.{argument_path(err['loc'])}", err.get("input"), allowed_text(err)
+        ) from None
 
 
 def _check_run(r: TrainToyMlpInput, where: str, task: Task) -> LossName:
@@ -288,7 +291,7 @@ def train_toy_mlp(args: TrainToyMlpInput, cfg: LabConfig, reporter: Reporter) ->
             results.append(_run_result(k, rp, net, fr))
         reporter.progress(pacer.total, pacer.total, "training done; drawing")
         # 4. the picture
-        png = plot.draw(
+        png = picture.draw(
             [(rp.name, rp.args.features, net, res) for rp, net, res in zip(plan.runs, nets, results, strict=True)],
             xy_tr, y_tr, xy_te, y_te, plan.task, custom=args.dataset == "custom",
         )  # fmt: skip
@@ -312,6 +315,6 @@ def train_toy_mlp(args: TrainToyMlpInput, cfg: LabConfig, reporter: Reporter) ->
     caption = "Decision boundary" if plan.task == "classification" else "Regression surface"
     return ToolOutput(
         result=result,
-        images=[InlineImage(store.inline_png(png), caption=f"{caption} and loss curves per run")],
+        images=[InlineImage(to_inline_png(png), caption=f"{caption} and loss curves per run")],
         summary=_summary(result),
     )

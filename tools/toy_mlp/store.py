@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tools.config import LabConfig
-from tools.images import INLINE_MAX_BYTES, INLINE_MAX_SIDE, to_inline_png
 from tools.paths import new_output_path, output_uri
 
 CATEGORY = "runs"
@@ -64,16 +62,6 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
 def write_metrics(files: RunFiles, result, args) -> None:
     doc = {"arguments": args.model_dump(mode="json"), "result": result.model_dump(mode="json")}
     files.metrics.write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
-
-
-def inline_png(png: bytes) -> bytes:
-    """The figure is drawn at most about 1020 px wide; re-encode only if it is over the inline limits."""
-    from PIL import Image
-
-    im = Image.open(io.BytesIO(png))
-    if max(im.size) <= INLINE_MAX_SIDE and len(png) <= INLINE_MAX_BYTES:
-        return png
-    return to_inline_png(im)
 
 
 def list_runs(cfg: LabConfig, limit: int = 20) -> list[dict[str, Any]]:

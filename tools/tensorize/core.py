@@ -15,214 +15,40 @@ uint8 level becomes: exact, and independent of the image size.
 
 from __future__ import annotations
 
-import ctypes
-import io
 import json
-import math
 import struct
-import threading
-import warnings
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
-
-from tools.common import InlineImage, InvalidArgument, NullReporter, Reporter, ToolInput, ToolOutput
+from tools.common import InlineImage, InvalidArgument, NullReporter, Reporter, ToolOutput
 from tools.config import LabConfig
-from tools.images import (
-    INLINE_MAX_BYTES,
-    INLINE_MAX_SIDE,
-    decode,
-    new_figure,
-    open_image_input,
-    to_inline_png,
-)
+from tools.images import decode, open_image_input, to_inline_png
 from tools.paths import new_output_path, output_uri
+from tools.tensorize import picture
+from tools.tensorize.buffers import (
+    PREFAULT_MIN_BYTES,
+    apply_in_bands,
+    apply_ops,
+    faulted_buffer,
+    pool,
+    single_block,
+    uint8_view,
+)
+from tools.tensorize.schema import (
+    CHANNELS,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ChannelPreview,
+    ChannelStats,
+    SavedTensor,
+    SourceInfo,
+    Step,
+    TensorizeInput,
+    TensorizeResult,
+)
 
-MAX_SIDE = 16384
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-PICTURE_SIDE = 256  # the picture is drawn from a copy reduced to at most this many pixels a side
-PREFAULT_MIN_BYTES = 16 << 20  # float outputs at least this big get their pages faulted in during the decode
-CHANNELS = {"L": ("L",), "RGB": ("R", "G", "B"), "RGBA": ("R", "G", "B", "A")}
 SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 DIRECT_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA")  # PIL converts these to L / RGB / RGBA directly
-
-Side = Annotated[int, Field(ge=1, le=MAX_SIDE)]
-Pair = Annotated[list[Side], Field(min_length=2, max_length=2)]
-Stat = Annotated[float, Field(allow_inf_nan=False)]
-
-
-class TensorizeInput(ToolInput):
-    """Arguments of tensorize_image."""
-
-    image: str = Field(
-        description="The image: a file path under an allowed folder, a data:image/...;base64 URI, bare base64, "
-        "or an mllab://outputs/... URI from an earlier call.",
-        min_length=1,
-    )
-    mode: Literal["RGB", "L", "RGBA"] = Field(
-        "RGB",
-        description="Channels: RGB (3), L (1, grayscale) or RGBA (4, with alpha). Alpha is dropped for RGB.",
-    )
-    resize: Side | Pair | None = Field(
-        None,
-        description="Resize before tensorizing: an int sets the LONGEST side (aspect kept; torchvision's "
-        "Resize(int) sets the shorter side instead); [width, height] sets both. Bilinear, antialiased (PIL).",
-    )
-    center_crop: Side | Pair | None = Field(
-        None, description="Crop the center after resizing: an int for a square, or [width, height]."
-    )
-    normalize: Literal["none", "unit", "imagenet", "minus_one_one", "custom"] = Field(
-        "unit",
-        description="none: raw 0..255; unit: x/255 in [0, 1] (torchvision ToTensor); imagenet: unit then "
-        "(x - mean) / std with ImageNet statistics; minus_one_one: 2 * unit - 1 in [-1, 1] (diffusion VAE input); "
-        "custom: unit then (x - mean) / std with your `mean` and `std`.",
-    )
-    mean: list[Annotated[float, Field(allow_inf_nan=False, ge=-1e6, le=1e6)]] | None = Field(
-        None,
-        description="normalize=custom only: one mean per channel (3 for RGB, 1 for L, 4 for RGBA).",
-        min_length=1,
-        max_length=4,
-    )
-    std: list[Annotated[float, Field(allow_inf_nan=False, gt=0, le=1e6)]] | None = Field(
-        None, description="normalize=custom only: one std per channel, each > 0.", min_length=1, max_length=4
-    )
-    layout: Literal["CHW", "HWC"] = Field(
-        "CHW", description="CHW (PyTorch's convention: channels first) or HWC (NumPy/PIL's: channels last)."
-    )
-    batch: bool = Field(
-        False, description="Add a leading batch dimension N=1 (NCHW / NHWC), as a model expects."
-    )
-    dtype: Literal["float32", "float16", "bfloat16", "uint8"] | None = Field(
-        None,
-        description="Element type. Default: uint8 when normalize=none, else float32. uint8 needs normalize=none.",
-    )
-    save: Literal["none", "pt", "npy", "safetensors"] = Field(
-        "none",
-        description="Also save the tensor under the output folder: .pt (torch.save), .npy or .safetensors.",
-    )
-    preview_size: int = Field(
-        8, ge=1, le=16, description="k: show the top-left k x k values of each channel."
-    )
-    jpeg_draft: bool = Field(
-        True,
-        description="With resize on a JPEG: decode directly at a reduced size (1/2, 1/4, 1/8 DCT scaling, never "
-        "below the target) before resizing. Much faster; values differ slightly from decode-then-resize.",
-    )
-
-    @model_validator(mode="after")
-    def _check_combinations(self) -> TensorizeInput:
-        channels = len(CHANNELS[self.mode])
-        if self.normalize == "custom":
-            for name, values in (("mean", self.mean), ("std", self.std)):
-                if values is None or len(values) != channels:
-                    raise InvalidArgument(
-                        name,
-                        values,
-                        f"normalize='custom' with mode={self.mode} needs {channels} value(s), one per channel",
-                    )
-        elif self.normalize == "imagenet" and channels != len(IMAGENET_MEAN):
-            raise InvalidArgument(
-                "normalize",
-                self.normalize,
-                f"ImageNet mean/std are for the 3 RGB channels; mode={self.mode} has {channels}: "
-                "use mode='RGB', or normalize='custom' with your own mean and std",
-            )
-        elif self.mean is not None or self.std is not None:
-            arg = "mean" if self.mean is not None else "std"
-            raise InvalidArgument(
-                arg, getattr(self, arg), "only used with normalize='custom'; leave it out otherwise"
-            )
-        if self.dtype == "uint8" and self.normalize != "none":
-            raise InvalidArgument(
-                "dtype",
-                self.dtype,
-                f"uint8 holds only the raw 0..255 values: use normalize='none' "
-                f"(got normalize={self.normalize!r}), or a float dtype",
-            )
-        if self.save == "npy" and self.out_dtype == "bfloat16":
-            raise InvalidArgument(
-                "save",
-                self.save,
-                "NumPy (.npy) has no bfloat16; use save='pt' or 'safetensors', or dtype float32/float16",
-            )
-        return self
-
-    @property
-    def out_dtype(self) -> str:
-        return self.dtype or ("uint8" if self.normalize == "none" else "float32")
-
-
-class Step(BaseModel):
-    op: str = Field(
-        description="Step name: decode, draft, exif_transpose, convert, resize, to_tensor, crop, ..."
-    )
-    detail: str = Field(description="What the step did, with sizes and values.")
-
-
-class ChannelStats(BaseModel):
-    channel: str = Field(description="Channel name: R, G, B, A or L.")
-    min: Stat = Field(description="Smallest value in this channel of the tensor.")
-    max: Stat = Field(description="Largest value.")
-    mean: Stat = Field(description="Mean value.")
-    std: Stat = Field(description="Standard deviation (unbiased, as torch.std).")
-
-
-class ChannelPreview(BaseModel):
-    channel: str = Field(description="Channel name.")
-    values: list[list[float]] = Field(
-        description="Top-left k x k values, rows top to bottom (rounded to 4 decimals)."
-    )
-
-
-class SourceInfo(BaseModel):
-    kind: str = Field(description="How the image came: path, data_uri, base64 or resource.")
-    description: str = Field(description="The resolved path, or the kind of inline data.")
-    format: str | None = Field(description="File format PIL detected (JPEG, PNG, ...).")
-    size: list[int] = Field(description="Stored [width, height] before any step.")
-    mode: str = Field(description="PIL mode of the file (RGB, L, P, CMYK, I;16, ...).")
-    exif_orientation: int = Field(
-        description="EXIF orientation tag (1 = upright); applied before anything else."
-    )
-
-
-class SavedTensor(BaseModel):
-    format: Literal["pt", "npy", "safetensors"] = Field(description="File format.")
-    path: str = Field(description="Absolute path of the saved tensor (contiguous, same shape and dtype).")
-    uri: str = Field(description="mllab://outputs/... URI of the same file.")
-    bytes: int = Field(description="File size in bytes.")
-    load_code: str = Field(description="Python that loads it back as a torch tensor `x`.")
-
-
-class TensorizeResult(BaseModel):
-    shape: list[int] = Field(description="Tensor shape, e.g. [3, 224, 224] or [1, 3, 224, 224].")
-    dtype: str = Field(description="Element type, e.g. torch.float32.")
-    layout: str = Field(description="Meaning of the dimensions: CHW, HWC, NCHW or NHWC.")
-    channels: list[str] = Field(description="Channel names in order.")
-    normalize: str = Field(description="Normalization applied.")
-    numel: int = Field(description="Number of elements.")
-    element_size: int = Field(description="Bytes per element.")
-    size_bytes: int = Field(description="numel x element_size: memory the tensor occupies.")
-    source: SourceInfo = Field(description="Where the image came from and what it was before any step.")
-    steps: list[Step] = Field(description="Every transform applied, in order.")
-    torch_code: str = Field(
-        description="Python (PIL + NumPy + torch) that rebuilds exactly this tensor as `x`."
-    )
-    stats: list[ChannelStats] = Field(description="Per-channel min, max, mean, std of the tensor.")
-    preview: list[ChannelPreview] = Field(description="Top-left k x k values of each channel.")
-    preview_size: int = Field(
-        description="k of the preview (fewer rows or columns when the image is smaller than k)."
-    )
-    saved: SavedTensor | None = Field(description="The saved tensor file, when save was not 'none'.")
-    picture_path: str = Field(
-        description="Full-size PNG of the picture (image, channel heatmaps, histograms)."
-    )
-    picture_uri: str = Field(description="mllab://outputs/... URI of that picture.")
-    notes: list[str] = Field(
-        description="Things worth knowing about this conversion (dropped alpha, 16-bit, ...)."
-    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -330,7 +156,7 @@ def tensorize_core(im: Any, args: TensorizeInput, p: Plan, shown: str = "image")
     # Fault in the float output while the decoder runs (a fresh 100+ MB tensor costs ~50 ms of page faults).
     prefault = None
     if args.out_dtype != "uint8" and c * p.out_hw[0] * p.out_hw[1] * 4 >= PREFAULT_MIN_BYTES:
-        prefault = _pool().submit(_faulted_buffer, c * p.out_hw[0] * p.out_hw[1])
+        prefault = pool().submit(faulted_buffer, c * p.out_hw[0] * p.out_hw[1])
     if p.draft_to is not None:
         before = im.size
         im.draft(im.mode, p.draft_to)
@@ -339,7 +165,7 @@ def tensorize_core(im: Any, args: TensorizeInput, p: Plan, shown: str = "image")
                 Step(op="draft", detail=f"JPEG decoded at reduced size {before} -> {im.size} (DCT scaling)")
             )
             code.append(f'im.draft("{im.mode}", {p.draft_to})  # JPEG: decode at reduced size (DCT scaling)')
-    _single_block(im)
+    single_block(im)
     decode(im, "image", shown)
     steps.append(Step(op="decode", detail=f"{im.format or 'image'} {im.size[0]}x{im.size[1]} mode {im.mode}"))
     if p.orientation != 1:
@@ -359,7 +185,7 @@ def tensorize_core(im: Any, args: TensorizeInput, p: Plan, shown: str = "image")
         )
         im = im.resize(p.resize_to, Image.Resampling.BILINEAR)
         code.append(f"im = im.resize({p.resize_to}, Image.Resampling.BILINEAR)")
-    u8, keep = _uint8_view(im)  # (H, W, C) uint8
+    u8, keep = uint8_view(im)  # (H, W, C) uint8
     steps.append(Step(op="to_tensor", detail=f"uint8 (H, W, C) = {tuple(u8.shape)}, values 0..255"))
     code.append(
         "x = torch.from_numpy(np.array(im))" + ("" if c > 1 else ".unsqueeze(-1)") + "  # (H, W, C) uint8"
@@ -407,9 +233,9 @@ def tensorize_core(im: Any, args: TensorizeInput, p: Plan, shown: str = "image")
             steps.append(Step(op="normalize", detail="2 * x - 1 -> [-1, 1]"))
         out = prefault.result() if prefault else np.empty(c * p.out_hw[0] * p.out_hw[1], np.float32)
         out = out.reshape(c, *p.out_hw)
-        _apply_in_bands(out, src.numpy(), ops)
+        apply_in_bands(out, src.numpy(), ops)
         lut = np.empty((c, 1, 256), np.float32)
-        _apply(lut, np.broadcast_to(np.arange(256, dtype=np.uint8), (c, 1, 256)), ops)
+        apply_ops(lut, np.broadcast_to(np.arange(256, dtype=np.uint8), (c, 1, 256)), ops)
         lut = lut.reshape(c, 256)
         x = torch.from_numpy(out)
         if args.out_dtype != "float32":
@@ -480,139 +306,6 @@ def _step_convert(im: Any, mode: str, p: Plan, why: str) -> Any:
     return im.convert(mode)
 
 
-_POOL = None
-_POOL_LOCK = threading.Lock()
-
-
-def _workers() -> int:
-    """Threads for the normalization pass: as many as torch may use, at most 4 (memory-bound beyond)."""
-    import torch
-
-    return max(1, min(4, torch.get_num_threads()))
-
-
-def _pool():
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=max(2, _workers()), thread_name_prefix="tensorize")
-        return _POOL
-
-
-def _faulted_buffer(numel: int):
-    """A float32 buffer with its pages already faulted in; run on another core while the JPEG decodes.
-
-    A fresh 100+ MB array otherwise pays its page faults inside the normalization pass.
-    """
-    import numpy as np
-
-    out = np.empty(numel, np.float32)
-    out[::1024] = 0.0  # one write per 4 KiB page faults it in; NumPy releases the GIL meanwhile
-    return out
-
-
-def _apply_in_bands(out, src, ops) -> None:
-    """`_apply` over horizontal bands in parallel (NumPy releases the GIL inside each operation)."""
-    workers, h = _workers(), out.shape[1]
-    if workers == 1 or out.size < (1 << 21) or h < 2 * workers:
-        _apply(out, src, ops)
-        return
-    bands = [slice(h * i // workers, h * (i + 1) // workers) for i in range(workers)]
-    jobs = [_pool().submit(_apply, out[:, rows], src[:, rows], ops) for rows in bands]
-    for job in jobs:
-        job.result()
-
-
-def _apply(out, src, ops, chunk_bytes: int = 1 << 19) -> None:
-    """out = ops(float32(src)) in row blocks small enough to stay in cache: src is read once, out written once.
-
-    Each op is one IEEE float32 operation with a per-channel constant, the same operations as torch's
-    `x.float() / 255` and `(x - mean) / std`, so the values are bit-identical to the by-hand pipeline.
-    """
-    import numpy as np
-
-    c, h, w = out.shape
-    consts = [(fn, np.asarray(values, dtype=np.float32).reshape(c, 1, 1)) for fn, values in ops]
-    rows = max(1, chunk_bytes // (4 * w * c))
-    for r0 in range(0, h, rows):
-        o = out[:, r0 : r0 + rows]
-        np.copyto(o, src[:, r0 : r0 + rows], casting="safe")
-        for fn, k in consts:
-            fn(o, k, out=o)
-
-
-def _single_block(im: Any) -> None:
-    """Have Pillow decode into one contiguous block, so that `_uint8_view` can read it without a copy."""
-    from PIL import Image
-
-    new_block = getattr(Image.core, "new_block", None)
-    if new_block is None or im.format not in ("JPEG", "PNG") or im.mode not in CHANNELS:
-        return
-    if getattr(im, "_im", None) is not None or not im.tile:
-        return  # no tile: no pixel data at all, which decode() must refuse (a preset block would pass as zeros)
-    try:
-        im.im = new_block(im.mode, im.size)
-    except (ValueError, MemoryError, OSError):
-        return
-
-
-class _ArrowArray(ctypes.Structure):
-    pass
-
-
-_ArrowArray._fields_ = [
-    ("length", ctypes.c_int64),
-    ("null_count", ctypes.c_int64),
-    ("offset", ctypes.c_int64),
-    ("n_buffers", ctypes.c_int64),
-    ("n_children", ctypes.c_int64),
-    ("buffers", ctypes.POINTER(ctypes.c_void_p)),
-    ("children", ctypes.POINTER(ctypes.POINTER(_ArrowArray))),
-    ("dictionary", ctypes.c_void_p),
-    ("release", ctypes.c_void_p),
-    ("private_data", ctypes.c_void_p),
-]
-
-
-# Our own prototype of PyCapsule_GetPointer (setting restype on ctypes.pythonapi's would change it for everyone).
-_CAPSULE_POINTER = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object, ctypes.c_char_p)(
-    ("PyCapsule_GetPointer", ctypes.pythonapi)
-)
-
-
-def _capsule_pointer(capsule: Any, name: bytes) -> int:
-    return _CAPSULE_POINTER(capsule, name)
-
-
-def _uint8_view(im: Any):
-    """(H, W, C) uint8 tensor of the pixels and an object that keeps their memory alive.
-
-    Zero-copy through the Arrow C data interface when Pillow holds the image in one block (RGB is stored
-    as 4 bytes a pixel, so the view skips the pad byte); otherwise one copy through NumPy.
-    """
-    import numpy as np
-    import torch
-
-    w, h = im.size
-    c = len(im.getbands())
-    try:
-        schema, array = im.__arrow_c_array__()
-        arr = _ArrowArray.from_address(_capsule_pointer(array, b"arrow_array"))
-        node = arr.children[0].contents if arr.n_children == 1 else arr
-        width = 1 if arr.n_children == 0 else 4
-        ok = arr.length == w * h and arr.offset == 0 and node.offset == 0 and node.length == w * h * width
-        if ok and node.n_buffers == 2 and node.buffers[1] and (c == 1) == (width == 1):
-            buf = (ctypes.c_uint8 * (w * h * width)).from_address(node.buffers[1])
-            a = np.frombuffer(buf, dtype=np.uint8).reshape(h, w, width)[..., :c]
-            return torch.from_numpy(a), (schema, array, im)
-    except (ValueError, AttributeError, OSError, TypeError):
-        pass
-    with warnings.catch_warnings():  # the array is read-only; we only read it
-        warnings.simplefilter("ignore", UserWarning)
-        a = np.asarray(im)
-        return torch.from_numpy(a.reshape(h, w, c)), a
-
-
 # --------------------------------------------------------------------------------------------------
 # 3. Everything around the core: statistics, preview, saving, picture, result.
 
@@ -680,49 +373,8 @@ def _save(x, args: TensorizeInput, cfg: LabConfig, meta: dict[str, str]) -> Save
     )
 
 
-def _picture(core: Core, counts, names, normalize: str) -> bytes:
-    """Image | one heatmap per channel (tensor values) / per-channel histogram, from a reduced copy."""
-    import numpy as np
-
-    im = core.pixels
-    box = core.plan.crop_box or (0, 0, *im.size)
-    factor = max(1, math.ceil(max(box[2] - box[0], box[3] - box[1]) / PICTURE_SIDE))
-    small = im.reduce(factor, box=box) if factor > 1 else im.crop(box)
-    a = np.asarray(small).reshape(small.size[1], small.size[0], -1)
-    lut = core.lut.numpy()
-    c = len(names)
-    fig, axes = new_figure(2, c + 1, figsize=(2.6 * (c + 1), 5.2), gridspec_kw={"height_ratios": [1.3, 1]})
-    axes[0, 0].imshow(small.convert("RGBA" if c == 4 else "RGB"), interpolation="nearest")
-    axes[0, 0].set_title(f"image {box[2] - box[0]}x{box[3] - box[1]}", fontsize=9)
-    colours = {"R": "tab:red", "G": "tab:green", "B": "tab:blue", "A": "0.4", "L": "0.2"}
-    for i, name in enumerate(names):
-        ax = axes[0, i + 1]
-        shown = ax.imshow(lut[i][a[..., i]], cmap="viridis", interpolation="nearest")
-        ax.set_title(f"channel {name}", fontsize=9)
-        fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.03).ax.tick_params(labelsize=7)
-    for ax in axes[0]:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    gs = axes[1, 0].get_gridspec()
-    for ax in axes[1]:
-        ax.remove()
-    hist = fig.add_subplot(gs[1, :])
-    for i, name in enumerate(names):
-        hist.plot(lut[i], counts[i].numpy(), drawstyle="steps-mid", color=colours[name], label=name, lw=1)
-    hist.set_xlabel(f"tensor value (normalize={normalize})", fontsize=8)
-    hist.set_ylabel("pixels", fontsize=8)
-    hist.tick_params(labelsize=7)
-    hist.legend(fontsize=7)
-    hist.set_title("per-channel histogram", fontsize=9)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)  # one draw; tight_layout already placed everything
-    return buf.getvalue()
-
-
-def run(args: TensorizeInput, cfg: LabConfig, reporter: Reporter | None = None) -> ToolOutput:
+def tensorize(args: TensorizeInput, cfg: LabConfig, reporter: Reporter | None = None) -> ToolOutput:
     """Turn an image into a tensor as the arguments describe; report its numbers, code and a picture."""
-    from PIL import Image
 
     reporter = reporter or NullReporter()
     # 1. Open (header only; pixel cap, allowed folders and base64 size are checked here) and plan.
@@ -761,12 +413,10 @@ def run(args: TensorizeInput, cfg: LabConfig, reporter: Reporter | None = None) 
     # 4. Picture.
     reporter.progress(3, 4, "drawing")
     reporter.check_cancelled()
-    png = _picture(core, counts, p.channels, args.normalize)
+    png = picture.draw(core, counts, p.channels, args.normalize)
     picture_path = new_output_path(cfg, "plots", ".png")
     picture_path.write_bytes(png)
-    with Image.open(io.BytesIO(png)) as drawn:  # already compact: re-encode only if over the inline limits
-        small_enough = max(drawn.size) <= INLINE_MAX_SIDE and len(png) <= INLINE_MAX_BYTES
-        inline = png if small_enough else to_inline_png(drawn)
+    inline = to_inline_png(png)  # already compact: re-encoded only if over the inline limits
     code = torch_code(p, source.description if source.kind in ("path", "resource") else "your_image.png")
     result = TensorizeResult(
         shape=list(x.shape),

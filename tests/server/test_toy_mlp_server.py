@@ -40,7 +40,7 @@ def mode(request):
 
 
 def _client(cfg, mode):
-    return Client(build_server(cfg, ("mcp_server.tool_train",)), **mode)
+    return Client(build_server(cfg, ("mcp_server.tool_toy_mlp",)), **mode)
 
 
 async def test_tool_is_listed_with_bounds_descriptions_and_output_schema(cfg, mode):
@@ -137,7 +137,7 @@ async def test_stdio_client_trains_gets_progress_and_picture_and_a_cancel_stops_
     script = (
         "import sys; from pathlib import Path; from mcp_server.server import build_server; "
         "from tools.config import LabConfig; "
-        "build_server(LabConfig.create(Path(sys.argv[1])), ('mcp_server.tool_train',)).run('stdio')"
+        "build_server(LabConfig.create(Path(sys.argv[1])), ('mcp_server.tool_toy_mlp',)).run('stdio')"
     )
     params = StdioServerParameters(command=sys.executable, args=["-c", script, str(cfg.output_dir)])
     progress = []

@@ -1,4 +1,4 @@
-"""MCP wrapper of train_toy_mlp, plus the mllab://runs resources (saved runs: index and one run's metrics)."""
+"""MCP registration of train_toy_mlp, plus the mllab://runs resources (saved runs: index and one run's metrics)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import json
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
-from mcp.types import ToolAnnotations
 
-from mcp_server.adapter import register_tool
+from mcp_server.adapter import WRITES_NEW_FILES, register_tool
 from tools import toy_mlp
 from tools.config import LabConfig
+from tools.paths import RUNS_URI
 
 DESCRIPTION = """\
 Train a small neural network (MLP) on 2-D toy data, TensorFlow-Playground style, with real PyTorch, and
@@ -33,16 +33,12 @@ def register(mcp: MCPServer, cfg: LabConfig) -> None:
         input_model=toy_mlp.TrainToyMlpInput,
         result_model=toy_mlp.TrainToyMlpResult,
         run=toy_mlp.run,
-        # Not read-only: each call saves a run. Never destructive: names are generated. Idempotent: the same
-        # arguments give the same numbers and picture (fixed seeds), only another copy of the files.
-        annotations=ToolAnnotations(
-            read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
-        ),
+        annotations=WRITES_NEW_FILES,  # each call saves a run
         progress_interval_s=0.2,
     )
 
     @mcp.resource(
-        "mllab://runs",
+        RUNS_URI,
         name="toy_mlp_runs",
         title="Recent train_toy_mlp runs",
         description="The 20 most recent saved training runs, newest first, with their test metrics and file URIs.",
@@ -54,7 +50,7 @@ def register(mcp: MCPServer, cfg: LabConfig) -> None:
         return json.dumps(list_runs(cfg), ensure_ascii=False, indent=1)
 
     @mcp.resource(
-        "mllab://runs/{run_id}",
+        RUNS_URI + "/{run_id}",
         name="toy_mlp_run",
         title="One train_toy_mlp run",
         description="The arguments and full result (metrics, histories, file URIs) of a saved run, by run_id.",
@@ -65,5 +61,5 @@ def register(mcp: MCPServer, cfg: LabConfig) -> None:
 
         text = read_run(cfg, run_id)
         if text is None:
-            raise ResourceError(f"no saved run {run_id!r}; list them at mllab://runs")
+            raise ResourceError(f"no saved run {run_id!r}; list them at {RUNS_URI}")
         return text

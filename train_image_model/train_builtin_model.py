@@ -1,10 +1,10 @@
 """Train the built-in text-to-image model from scratch on procedural scenes (tools/scenes.py), on CPU.
 
-    python train/train_builtin_model.py --seed 0            # start, or resume where train/runs/seed0 stopped
-    python train/train_builtin_model.py --seed 0 --stage decoder   # side by side with ...
-    python train/train_builtin_model.py --seed 0 --stage unet      # ... the UNet stage (after stage 1)
+    python train_image_model/train_builtin_model.py --seed 0            # start, or resume where train_image_model/runs/seed0 stopped
+    python train_image_model/train_builtin_model.py --seed 0 --stage decoder   # side by side with ...
+    python train_image_model/train_builtin_model.py --seed 0 --stage unet      # ... the UNet stage (after stage 1)
 
-Stages, each resumable from its checkpoint under train/runs/seed<N>/:
+Stages, each resumable from its checkpoint under train_image_model/runs/seed<N>/:
   1. AutoencoderKL 64x64x3 -> 16x16x4, trained sharp (MSE + L1 + image-gradient L1, tiny KL).
   2. Latent cache: the dataset encoded once, so the UNet stage never runs the encoder.
   2b. Decoder refinement: the decoder alone, on the frozen encoder's latents (so the latent space the UNet
@@ -12,7 +12,7 @@ Stages, each resumable from its checkpoint under train/runs/seed<N>/:
   3. CLIPTextModel (tiny, from scratch) + UNet2DConditionModel jointly, v-prediction, Min-SNR weighting,
      AdamW, EMA, gradient clipping. Every --export-every steps the EMA model is exported as a complete
      diffusers StableDiffusionPipeline (fp16 safetensors) to tools/assets/builtin/ and its prompt adherence,
-     read by the pixel checker, is appended to train/metrics.log.
+     read by the pixel checker, is appended to train_image_model/metrics.log.
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from tools import builtin_vocab, scenes  # the project installed (pip install -e .), no sys.path edits
 
-from tools import builtin_vocab, scenes  # noqa: E402
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 log = logging.getLogger("train")
 
@@ -560,9 +560,9 @@ def save_grid(images: list[np.ndarray], path: Path, cols: int = 8) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--run-dir", type=Path, default=None, help="default train/runs/seed<SEED>")
+    ap.add_argument("--run-dir", type=Path, default=None, help="default train_image_model/runs/seed<SEED>")
     ap.add_argument("--export-dir", type=Path, default=ROOT / "tools" / "assets" / "builtin")
-    ap.add_argument("--metrics-log", type=Path, default=ROOT / "train" / "metrics.log")
+    ap.add_argument("--metrics-log", type=Path, default=HERE / "metrics.log")
     # one thread: on a shared 2-core machine, two OpenMP threads spin-wait on each other and run 3-8x slower
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument(
@@ -583,7 +583,7 @@ def main() -> None:
         export_every=args.export_every,
         n_scenes=args.n_scenes,
     )
-    run = args.run_dir or ROOT / "train" / "runs" / f"seed{cfg.seed}"
+    run = args.run_dir or HERE / "runs" / f"seed{cfg.seed}"
     run.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(
         level=logging.INFO,

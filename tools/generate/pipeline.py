@@ -1,0 +1,332 @@
+"""generate_image: text-to-image and image-to-image with a real latent diffusion pipeline (diffusers), offline.
+
+One path for every model (the built-in one and any Stable Diffusion folder), read as numbered steps in `run`:
+  1. check every argument against the model and the limits, before loading anything heavy;
+  2. load (or reuse) the cached pipeline; pick the scheduler;
+  3. tokenize (ids, truncation) and encode the prompt with the text encoder (timed: encode);
+  4. denoise in latent space with the diffusers pipeline itself, output_type="latent" (timed: denoise); each
+     step reports progress, checks for cancellation and, with show_steps, records the model's current
+     prediction of the clean latent;
+  5. decode the latents with the VAE (timed: decode), save full-size PNGs, return compact inline copies.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+
+from tools import diffusion_models as dm
+from tools.common import InlineImage, InvalidArgument, NullReporter, Reporter, ToolOutput
+from tools.config import LabConfig
+from tools.generate import picture
+from tools.generate.schema import (
+    BUILTIN_GUIDANCE,
+    SD_GUIDANCE,
+    SHOW_FRAMES,
+    GenerateInput,
+    GenerateResult,
+    SavedImage,
+    Shapes,
+    Timings,
+    TokenInfo,
+)
+from tools.images import decode, open_image_input
+from tools.paths import new_output_path, output_uri
+
+# ------------------------------------------------------------------ step 1: checks
+
+
+def check_arguments(args: GenerateInput, cfg: LabConfig) -> tuple[dm.ModelInfo, int, int]:
+    lim = cfg.limits
+    info = dm.find_model(cfg, args.model)
+    if args.steps > lim.max_steps:
+        raise InvalidArgument("steps", args.steps, f"at most {lim.max_steps} (server limit max_steps)")
+    if args.num_images > lim.max_images:
+        raise InvalidArgument(
+            "num_images", args.num_images, f"at most {lim.max_images} (server limit max_images)"
+        )
+    width, height = args.width or info.native_size, args.height or info.native_size
+    for name, value in (("width", width), ("height", height)):
+        if value % info.size_multiple or value > info.max_side:
+            raise InvalidArgument(
+                name,
+                value,
+                f"model {info.name!r} needs a multiple of {info.size_multiple} up to {info.max_side} "
+                f"(native {info.native_size})",
+            )
+    if width * height > lim.max_generate_pixels:
+        raise InvalidArgument(
+            "width",
+            width,
+            f"width x height = {width * height} pixels; the limit is "
+            f"{lim.max_generate_pixels} (server limit max_generate_pixels)",
+        )
+    if args.init_image is None:
+        if "strength" in args.model_fields_set:
+            raise InvalidArgument(
+                "strength", args.strength, "only used with init_image; leave it out otherwise"
+            )
+    elif int(args.steps * args.strength) < 1:
+        raise InvalidArgument(
+            "strength",
+            args.strength,
+            f"with steps={args.steps}, strength must be at least {1 / args.steps:.3g} so one step is denoised",
+        )
+    return info, width, height
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def make_scheduler(name: str, base_config):
+    """A fresh scheduler per call (schedulers keep state), built from the model's own scheduler config."""
+    import diffusers
+
+    if name == "default":
+        return None
+    cls = getattr(diffusers, dm.SCHEDULERS[name])
+    if name == "pndm":  # Stable Diffusion runs PNDM without its Runge-Kutta warm-up steps
+        return cls.from_config(base_config, skip_prk_steps=True)
+    return cls.from_config(base_config)
+
+
+def token_info(tokenizer, text: str) -> TokenInfo:
+    limit = tokenizer.model_max_length
+    full = tokenizer(text, truncation=False, add_special_tokens=True).input_ids
+    kept = tokenizer(text, truncation=True, max_length=limit).input_ids
+    truncated = len(full) > limit
+    dropped = tokenizer.decode(full[limit - 1 : -1]) if truncated else ""
+    return TokenInfo(
+        ids=kept,
+        tokens=tokenizer.convert_ids_to_tokens(kept),
+        count=len(kept),
+        max_length=limit,
+        truncated=truncated,
+        dropped_text=dropped,
+    )
+
+
+def _save(im, cfg: LabConfig) -> SavedImage:
+    path = new_output_path(cfg, "generated", ".png")
+    im.save(path, format="PNG")
+    return SavedImage(path=str(path), uri=output_uri(cfg, path), width=im.width, height=im.height)
+
+
+class _PredictionRecorder:
+    """show_steps: keep the UNet's last input/output to compute its prediction of the clean latent.
+
+    Every diffusers scheduler feeds the UNet the variance-preserving x_t (Euler-type ones scale it first),
+    so x0 follows from alphas_cumprod[t] and the prediction type alone, whatever the sampler.
+    """
+
+    def __init__(self, pipe, guidance_scale: float):
+        self.pipe, self.guidance = pipe, guidance_scale
+        self.last = None
+        self.handle = pipe.unet.register_forward_hook(self._hook, with_kwargs=True)
+
+    def _hook(self, module, args, kwargs, output):
+        sample = args[0] if args else kwargs["sample"]
+        t = args[1] if len(args) > 1 else kwargs["timestep"]
+        self.last = (sample.detach(), t, output[0].detach())
+
+    def x0(self):
+        import torch
+
+        sample, t, out = self.last
+        if self.pipe.do_classifier_free_guidance:
+            uncond, cond = out.chunk(2)
+            out = uncond + self.guidance * (cond - uncond)
+            sample = sample.chunk(2)[1]
+        alphas = (
+            self.pipe.scheduler.alphas_cumprod if hasattr(self.pipe.scheduler, "alphas_cumprod") else None
+        )
+        if alphas is None:
+            return sample
+        ti = int(round(float(torch.as_tensor(t).flatten()[0])))
+        a = alphas[min(max(ti, 0), len(alphas) - 1)].to(sample.device, sample.dtype)
+        kind = self.pipe.scheduler.config.prediction_type
+        if kind == "v_prediction":
+            return a.sqrt() * sample - (1 - a).sqrt() * out
+        if kind == "epsilon":
+            return (sample - (1 - a).sqrt() * out) / a.sqrt()
+        return out
+
+    def close(self):
+        self.handle.remove()
+
+
+def decode_latents(pipe, latents):
+    """VAE decoder; the latent is unscaled first (the VAE's scaling_factor), then mapped to [0, 1] pixels."""
+    import torch
+
+    with torch.no_grad():
+        image = pipe.vae.decode(latents / pipe.vae.config.scaling_factor, return_dict=False)[0]
+    return pipe.image_processor.postprocess(image, output_type="pil", do_denormalize=[True] * image.shape[0])
+
+
+# ------------------------------------------------------------------ the tool
+
+
+@contextmanager
+def _runner(pipe, scheduler_name: str, img2img: bool):
+    """The pipeline to call: the cached one with the chosen scheduler, or an img2img view of its components.
+
+    The cached pipeline's scheduler is put back afterwards, whatever happens.
+    """
+    base_scheduler = pipe.scheduler
+    scheduler = make_scheduler(scheduler_name, base_scheduler.config)
+    try:
+        if img2img:
+            from diffusers import StableDiffusionImg2ImgPipeline
+
+            runner = StableDiffusionImg2ImgPipeline(
+                **{**pipe.components, "scheduler": scheduler or base_scheduler}
+            )
+            runner.set_progress_bar_config(disable=True)  # type: ignore[attr-defined]  # DiffusionPipeline method
+            yield runner
+        else:
+            if scheduler is not None:
+                pipe.scheduler = scheduler
+            yield pipe
+    finally:
+        pipe.scheduler = base_scheduler
+
+
+def generate(args: GenerateInput, cfg: LabConfig, reporter: Reporter | None = None) -> ToolOutput:
+    reporter = reporter or NullReporter()
+    t_start = time.perf_counter()
+    # 1. checks (no torch yet); the init image is opened (header only) and refused early if unusable
+    info, width, height = check_arguments(args, cfg)
+    init = None
+    if args.init_image is not None:
+        src = open_image_input(args.init_image, cfg, "init_image")
+        init = decode(src.image, "init_image", src.description).convert("RGB").resize((width, height))
+    reporter.check_cancelled()
+
+    import torch
+
+    # 2. pipeline (cached) and scheduler
+    t0 = time.perf_counter()
+    cached_pipe, cached = dm.load_pipeline(info)
+    load_s = 0.0 if cached else time.perf_counter() - t0
+    device = cached_pipe.device
+    with dm.GENERATE_LOCK, _runner(cached_pipe, args.scheduler, img2img=init is not None) as pipe:
+        reporter.check_cancelled()
+        # 3. tokens and text embeddings
+        t0 = time.perf_counter()
+        tokens = token_info(pipe.tokenizer, args.prompt)
+        negative = token_info(pipe.tokenizer, args.negative_prompt) if args.negative_prompt else None
+        guidance = args.guidance_scale
+        if guidance is None:
+            guidance = BUILTIN_GUIDANCE if info.kind == "builtin" else SD_GUIDANCE
+        cfg_on = guidance > 1.0
+        with torch.no_grad():
+            prompt_embeds, negative_embeds = pipe.encode_prompt(
+                args.prompt, device, args.num_images, cfg_on, args.negative_prompt or None
+            )
+        encode_s = time.perf_counter() - t0
+        text_shape = list(prompt_embeds.shape)
+        if cfg_on:
+            text_shape[0] *= 2
+
+        # 4. denoising loop: progress, cancellation and (show_steps) predictions at every step
+        steps_run = int(args.steps * args.strength) if init is not None else args.steps
+        shown_at = sorted({round(i * (steps_run - 1) / (SHOW_FRAMES - 1)) for i in range(SHOW_FRAMES)})
+        frames: list = []
+        recorder = _PredictionRecorder(pipe, guidance) if args.show_steps else None
+
+        def on_step_end(p, i, t, kwargs):
+            reporter.progress(i + 1, steps_run, f"denoising step {i + 1}/{steps_run}")
+            if recorder is not None and i in shown_at and recorder.last is not None:
+                frames.append((i + 1, recorder.x0()[:1]))
+            reporter.check_cancelled()
+            return kwargs
+
+        generator = torch.Generator(device="cpu").manual_seed(args.seed)
+        call = dict(
+            prompt_embeds=prompt_embeds,
+            negative_prompt_embeds=negative_embeds,
+            num_inference_steps=args.steps,
+            guidance_scale=guidance,
+            num_images_per_prompt=1,  # the embeddings are already repeated per image
+            generator=generator,
+            output_type="latent",
+            callback_on_step_end=on_step_end,
+        )
+        if init is not None:
+            call.update(image=init, strength=args.strength)
+        else:
+            call.update(width=width, height=height)
+        t0 = time.perf_counter()
+        try:
+            with torch.no_grad():
+                latents = pipe(**call, return_dict=False)[0]
+        finally:
+            if recorder is not None:
+                recorder.close()
+        denoise_s = time.perf_counter() - t0
+
+        # 5. decode, save, inline
+        t0 = time.perf_counter()
+        pictures = decode_latents(pipe, latents)
+        decode_s = time.perf_counter() - t0
+        saved = [_save(im, cfg) for im in pictures]
+        inline = [
+            InlineImage(
+                png=picture.inline(im), caption=f"{args.model}: {args.prompt!r} (seed {args.seed}, #{k})"
+            )
+            for k, im in enumerate(pictures)
+        ]
+        strip = None
+        if frames:
+            strip_im = picture.strip([decode_latents(pipe, x0)[0] for _, x0 in frames])
+            strip = _save(strip_im, cfg)
+            inline.append(
+                InlineImage(
+                    png=picture.inline(strip_im),
+                    caption="prediction of the final image at steps " + ", ".join(str(s) for s, _ in frames),
+                )
+            )
+        result = GenerateResult(
+            model=info.name,
+            model_path=info.path,
+            device=str(device.type),
+            dtype=str(pipe.unet.dtype).replace("torch.", ""),
+            mode="img2img" if init is not None else "text2img",
+            prompt=args.prompt,
+            negative_prompt=args.negative_prompt,
+            seed=args.seed,
+            steps=args.steps,
+            steps_run=steps_run,
+            scheduler=type(pipe.scheduler).__name__,
+            guidance_scale=guidance,
+            strength=args.strength if init is not None else None,
+            width=width,
+            height=height,
+            images=saved,
+            tokens=tokens,
+            negative_tokens=negative,
+            shapes=Shapes(
+                text_embedding=text_shape,
+                latent=list(latents.shape),
+                image=[len(pictures), 3, pictures[0].height, pictures[0].width],
+            ),
+            timings=Timings(
+                load_s=round(load_s, 4),
+                encode_s=round(encode_s, 4),
+                denoise_s=round(denoise_s, 4),
+                decode_s=round(decode_s, 4),
+                total_s=round(time.perf_counter() - t_start, 4),
+            ),
+            pipeline_cached=cached,
+            steps_shown=[s for s, _ in frames],
+            steps_strip=strip,
+        )
+        summary = (
+            f"{result.mode} with {info.name!r}: {len(saved)} image(s) {width}x{height}, {steps_run} {result.scheduler} "
+            f"steps, guidance {guidance}, seed {args.seed}; {result.timings.total_s:.2f} s "
+            f"(encode {encode_s:.3f}, denoise {denoise_s:.3f}, decode {decode_s:.3f}). Saved: "
+            + ", ".join(s.uri for s in saved)
+            + (" (prompt truncated to the tokenizer limit)" if tokens.truncated else "")
+        )
+        return ToolOutput(result=result, images=inline, summary=summary)

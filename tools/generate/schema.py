@@ -1,0 +1,139 @@
+"""Arguments and result of generate_image (pydantic only: importing this module loads no torch)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from tools.common import ToolInput
+
+SchedulerName = Literal["default", "ddim", "euler", "euler_a", "dpm++", "pndm"]
+SHOW_FRAMES = 6
+BUILTIN_GUIDANCE = 3.0  # measured best on the adherence benchmark (bench/bench_adherence.py)
+SD_GUIDANCE = 7.5
+
+
+class GenerateInput(ToolInput):
+    """Arguments of generate_image."""
+
+    prompt: str = Field(
+        description="What to draw. The built-in model knows simple scenes: 'a small red circle in the top left "
+        "on a blue background' (colours, circle/square/triangle, small/medium/large, top left/top right/"
+        "bottom left/bottom right/center, background colour).",
+        max_length=4000,
+    )
+    negative_prompt: str = Field(
+        "", description="What to steer away from (used with guidance_scale > 1).", max_length=4000
+    )
+    model: str = Field(
+        "builtin",
+        description="'builtin' or the name of a --model-dir folder (see list_models).",
+        min_length=1,
+        max_length=200,
+    )
+    steps: int = Field(20, ge=1, le=1000, description="Denoising steps (capped by the server's max_steps).")
+    guidance_scale: float | None = Field(
+        None,
+        ge=0.0,
+        le=30.0,
+        allow_inf_nan=False,
+        description="Classifier-free guidance: 1 = off, higher follows the prompt more. Default: "
+        f"{BUILTIN_GUIDANCE} for the built-in model, {SD_GUIDANCE} for Stable Diffusion folders.",
+    )
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Same seed and arguments, same picture.")
+    width: int | None = Field(None, ge=8, le=8192, description="Pixels; default the model's native size.")
+    height: int | None = Field(None, ge=8, le=8192, description="Pixels; default the model's native size.")
+    scheduler: SchedulerName = Field(
+        "default",
+        description="Sampler: default (the model's own), ddim, euler, euler_a (ancestral), dpm++ "
+        "(DPM-Solver++ multistep), pndm.",
+    )
+    num_images: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Images from one call (capped by the server's max_images); "
+        "image i uses the generator seeded with `seed` in one batch.",
+    )
+    init_image: str | None = Field(
+        None,
+        description="Image-to-image: start from this picture (a path under an allowed folder, a data:image/...;"
+        "base64 URI, bare base64, or an mllab://outputs/... URI from an earlier call). Resized to width x height.",
+    )
+    strength: float = Field(
+        0.6,
+        ge=0.0,
+        le=1.0,
+        allow_inf_nan=False,
+        description="With init_image: how much is redrawn. Near 0 keeps the input, 1 ignores it; "
+        "steps x strength denoising steps run (at least 1).",
+    )
+    show_steps: bool = Field(
+        False, description="Also return a strip: the model's prediction of the final image at several steps."
+    )
+
+
+class TokenInfo(BaseModel):
+    ids: list[int] = Field(description="Token ids the tokenizer produced (start and end tokens included).")
+    tokens: list[str] = Field(description="The same tokens as text ('</w>' marks the end of a word).")
+    count: int = Field(description="Number of tokens kept.")
+    max_length: int = Field(description="The text encoder's limit (77 for Stable Diffusion).")
+    truncated: bool = Field(description="Whether the prompt was longer than max_length and cut.")
+    dropped_text: str = Field("", description="The tokens that were cut off, as text.")
+
+
+class Shapes(BaseModel):
+    text_embedding: list[int] = Field(
+        description="[batch, tokens, width] of the text encoder's output "
+        "(batch doubles with classifier-free guidance: unconditional + prompt)."
+    )
+    latent: list[int] = Field(description="[images, channels, h, w] of the latent the UNet denoises.")
+    image: list[int] = Field(description="[images, 3, height, width] of the decoded picture.")
+
+
+class Timings(BaseModel):
+    load_s: float = Field(description="Loading the pipeline (0 when it was already cached).")
+    encode_s: float = Field(description="Tokenizer + text encoder.")
+    denoise_s: float = Field(
+        description="The denoising loop (UNet + scheduler), init-image encoding included."
+    )
+    decode_s: float = Field(description="VAE decoder, latents to pixels.")
+    total_s: float = Field(description="The whole call.")
+
+
+class SavedImage(BaseModel):
+    path: str = Field(description="Full-size PNG under the output folder.")
+    uri: str = Field(description="Its resource URI; pass it as init_image to continue from it.")
+    width: int = Field(description="Width in pixels.")
+    height: int = Field(description="Height in pixels.")
+
+
+class GenerateResult(BaseModel):
+    model: str = Field(
+        description="The model used: 'builtin' or a --model-dir folder's name (see list_models)."
+    )
+    model_path: str = Field(description="Where its weights were loaded from.")
+    device: str = Field(description="cuda, mps or cpu.")
+    dtype: str = Field(description="float16 on GPUs, float32 on CPU.")
+    mode: Literal["text2img", "img2img"] = Field(description="img2img when init_image was given.")
+    prompt: str = Field(description="The prompt as given.")
+    negative_prompt: str = Field(description="The negative prompt ('' for none).")
+    seed: int = Field(description="The seed of the starting noise: same seed and arguments, same picture.")
+    steps: int = Field(description="Steps asked for.")
+    steps_run: int = Field(description="Denoising steps actually run (steps x strength for img2img).")
+    scheduler: str = Field(description="Scheduler class used.")
+    guidance_scale: float = Field(
+        description="Classifier-free guidance used (the model's default if not given)."
+    )
+    strength: float | None = Field(None, description="img2img only.")
+    width: int = Field(description="Image width in pixels.")
+    height: int = Field(description="Image height in pixels.")
+    images: list[SavedImage] = Field(description="The generated images, saved full size.")
+    tokens: TokenInfo = Field(description="How the tokenizer split the prompt.")
+    negative_tokens: TokenInfo | None = Field(None, description="The same for the negative prompt.")
+    shapes: Shapes = Field(description="Tensor shapes at each stage.")
+    timings: Timings = Field(description="Seconds spent in each stage.")
+    pipeline_cached: bool = Field(description="Whether the pipeline was already loaded before this call.")
+    steps_shown: list[int] = Field(default_factory=list, description="show_steps: step numbers in the strip.")
+    steps_strip: SavedImage | None = Field(None, description="show_steps: the saved strip.")
