@@ -317,9 +317,9 @@ def register(mcp: Any, cfg: Any) -> None:
     from pydantic import BaseModel, Field
 
     from mcp_server.adapter import register_tool
-    from tools.common import ToolOutput
+    from tools.common import ToolInput, ToolOutput
 
-    class CountInput(BaseModel):
+    class CountInput(ToolInput):
         label: str = Field(description="Tag carried by every progress message.", max_length=40)
         n: int = Field(description="How many steps.", ge=1, le=50)
         delay_s: float = Field(0.05, description="Pause per step.", ge=0, le=1)
