@@ -25,8 +25,10 @@ import torch
 from PIL import Image
 
 from tools.config import LabConfig
-from tools.tensorize.core import _histogram, _stats, plan, tensorize_core
+from tools.tensorize.core import plan, tensorize_core
 from tools.tensorize.picture import draw as _picture
+from tools.tensorize.report import histogram as _histogram
+from tools.tensorize.report import stats as _stats
 from tools.tensorize.schema import IMAGENET_MEAN, IMAGENET_STD, TensorizeInput
 
 

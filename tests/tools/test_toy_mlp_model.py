@@ -9,7 +9,7 @@ import torch
 
 from tools.common import NullReporter
 from tools.toy_mlp.model import MLP, loss_grad, loss_value
-from tools.toy_mlp.train import Optimizer, Pacer, Split, fit, generator
+from tools.toy_mlp.train import Optimizer, Pacer, Split, Stream, fit, generator
 
 F = torch.nn.functional
 ACTS = {
@@ -58,7 +58,7 @@ def manual_grads(net, x, y, task, loss, dropout_gen=None):
 def test_manual_gradients_match_autograd_for_every_activation(activation, residual):
     torch.manual_seed(0)
     net = MLP(3, [5, 5, 5], activation, residual=residual)
-    net.init("normal", 0.7, generator(1, 4))
+    net.init("normal", 0.7, generator(1, Stream.INIT))
     x, y = torch.randn(9, 3), (torch.rand(9) > 0.5).float()
     got, _ = manual_grads(net, x, y, "classification", "bce")
     flat = net.params.clone().requires_grad_(True)
@@ -70,7 +70,7 @@ def test_manual_gradients_match_autograd_for_every_activation(activation, residu
 def test_manual_gradients_match_autograd_for_mse_losses(task, loss):
     torch.manual_seed(1)
     net = MLP(2, [6, 4], "tanh")
-    net.init("default", 0.0, generator(2, 4))
+    net.init("default", 0.0, generator(2, Stream.INIT))
     x = torch.randn(11, 2)
     y = (torch.rand(11) > 0.5).float() if task == "classification" else torch.randn(11)
     got, _ = manual_grads(net, x, y, task, loss)
@@ -85,7 +85,7 @@ def test_manual_gradients_match_autograd_for_mse_losses(task, loss):
 def test_manual_gradients_match_autograd_with_dropout_masks():
     torch.manual_seed(2)
     net = MLP(2, [7, 7], "relu", residual=True, dropout=0.4)
-    net.init("default", 0.0, generator(3, 4))
+    net.init("default", 0.0, generator(3, Stream.INIT))
     x, y = torch.randn(8, 2), (torch.rand(8) > 0.5).float()
     got, masks = manual_grads(net, x, y, "classification", "bce", dropout_gen=generator(3, 3))
     assert masks[0] is not None and all(

@@ -18,13 +18,13 @@ from __future__ import annotations
 import json
 import struct
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from tools.common import InlineImage, InvalidArgument, NullReporter, Reporter, ToolOutput
 from tools.config import LabConfig
 from tools.images import decode, open_image_input, to_inline_png
 from tools.paths import new_output_path, output_uri
-from tools.tensorize import picture
+from tools.tensorize import picture, report
 from tools.tensorize.buffers import (
     PREFAULT_MIN_BYTES,
     apply_in_bands,
@@ -38,9 +38,6 @@ from tools.tensorize.schema import (
     CHANNELS,
     IMAGENET_MEAN,
     IMAGENET_STD,
-    ChannelPreview,
-    ChannelStats,
-    SavedTensor,
     SourceInfo,
     Step,
     TensorizeInput,
@@ -307,70 +304,7 @@ def _step_convert(im: Any, mode: str, p: Plan, why: str) -> Any:
 
 
 # --------------------------------------------------------------------------------------------------
-# 3. Everything around the core: statistics, preview, saving, picture, result.
-
-
-def _histogram(core: Core):
-    """(C, 256) int64 counts of each uint8 level, per channel, over the cropped region."""
-    import torch
-
-    im = core.pixels if core.plan.crop_box is None else core.pixels.crop(core.plan.crop_box)
-    return torch.tensor(im.histogram(), dtype=torch.int64).view(len(core.plan.channels), 256)
-
-
-def _stats(counts, lut, names) -> list[ChannelStats]:
-    n = counts.sum(dim=1, keepdim=True).double()
-    present = counts > 0
-    mean = (counts * lut).sum(dim=1, keepdim=True) / n
-    var = (counts * (lut - mean) ** 2).sum(dim=1, keepdim=True) / (n - 1).clamp(min=1)
-    out = []
-    for i, name in enumerate(names):
-        vals = lut[i][present[i]]
-        out.append(
-            ChannelStats(
-                channel=name,
-                min=round(float(vals.min()), 6),
-                max=round(float(vals.max()), 6),
-                mean=round(float(mean[i]), 6),
-                std=round(float(var[i].sqrt()), 6),
-            )
-        )
-    return out
-
-
-def _preview(x, args: TensorizeInput, names) -> list[ChannelPreview]:
-    t = x[0] if args.batch else x
-    t = t if args.layout == "CHW" else t.permute(2, 0, 1)
-    k = args.preview_size
-    block = t[:, :k, :k].double()
-    return [
-        ChannelPreview(channel=name, values=[[round(float(v), 4) for v in row] for row in block[i].tolist()])
-        for i, name in enumerate(names)
-    ]
-
-
-def _save(x, args: TensorizeInput, cfg: LabConfig, meta: dict[str, str]) -> SavedTensor:
-    import torch
-
-    x = x.contiguous()
-    path = new_output_path(cfg, "tensors", "." + args.save)
-    if args.save == "pt":
-        torch.save(x, path)
-        load = f'x = torch.load("{path}")'
-    elif args.save == "npy":
-        import numpy as np
-
-        np.save(path, x.numpy())
-        load = f'x = torch.from_numpy(np.load("{path}"))'
-    else:
-        from safetensors.torch import save_file
-
-        save_file({"image": x}, str(path), metadata=meta)
-        load = f'from safetensors.torch import load_file\nx = load_file("{path}")["image"]'
-    fmt: Literal["pt", "npy", "safetensors"] = args.save  # type: ignore[assignment]  # never "none" here
-    return SavedTensor(
-        format=fmt, path=str(path), uri=output_uri(cfg, path), bytes=path.stat().st_size, load_code=load
-    )
+# 3. Everything around the core (report.py): statistics, preview, saving; then the picture and the result.
 
 
 def tensorize(args: TensorizeInput, cfg: LabConfig, reporter: Reporter | None = None) -> ToolOutput:
@@ -398,8 +332,8 @@ def tensorize(args: TensorizeInput, cfg: LabConfig, reporter: Reporter | None = 
     reporter.progress(2, 4, "statistics")
     reporter.check_cancelled()
     # 3. Statistics, preview and saved file.
-    counts = _histogram(core)
-    stats = _stats(counts, core.lut, p.channels)
+    counts = report.histogram(core)
+    stats = report.stats(counts, core.lut, p.channels)
     layout = ("N" if args.batch else "") + args.layout
     saved = None
     if args.save != "none":
@@ -409,7 +343,7 @@ def tensorize(args: TensorizeInput, cfg: LabConfig, reporter: Reporter | None = 
             "mode": args.mode,
             "source": source.description[:200],
         }
-        saved = _save(x, args, cfg, meta)
+        saved = report.save_tensor(x, args, cfg, meta)
     # 4. Picture.
     reporter.progress(3, 4, "drawing")
     reporter.check_cancelled()
@@ -431,7 +365,7 @@ def tensorize(args: TensorizeInput, cfg: LabConfig, reporter: Reporter | None = 
         steps=p.steps,
         torch_code=code,
         stats=stats,
-        preview=_preview(x, args, p.channels),
+        preview=report.preview(x, args, p.channels),
         preview_size=args.preview_size,
         saved=saved,
         picture_path=str(picture_path),

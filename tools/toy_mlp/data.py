@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from tools.toy_mlp.schema import Task
-from tools.toy_mlp.train import Split, generator
+from tools.toy_mlp.train import Split, Stream, generator
 
 if TYPE_CHECKING:
     import torch
@@ -150,7 +150,7 @@ def task_of(dataset: str) -> Task:
 
 def make_points(dataset: str, n: int, noise: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(n, 2) coordinates and (n,) labels/targets, float64, in generation order."""
-    return _GENERATORS[dataset](n, noise, generator(seed, 0))
+    return _GENERATORS[dataset](n, noise, generator(seed, Stream.DATA))
 
 
 def featurize(xy: torch.Tensor, features: Sequence[str]) -> torch.Tensor:
@@ -166,7 +166,7 @@ def split(xy: torch.Tensor, y: torch.Tensor, train_ratio: float, seed: int) -> t
     import torch
 
     n = xy.shape[0]
-    perm = torch.randperm(n, generator=generator(seed, 1))
+    perm = torch.randperm(n, generator=generator(seed, Stream.SPLIT))
     n_train = min(n - 1, max(1, round(n * train_ratio)))
     tr, te = perm[:n_train], perm[n_train:]
     return xy[tr], y[tr], xy[te], y[te]

@@ -25,7 +25,7 @@ from tools.toy_mlp.schema import (
     TrainToyMlpInput,
     TrainToyMlpResult,
 )
-from tools.toy_mlp.train import FitResult, Optimizer, Pacer, fit, generator
+from tools.toy_mlp.train import FitResult, Optimizer, Pacer, Stream, fit, generator
 
 MAX_NAME = 40
 
@@ -279,7 +279,7 @@ def train_toy_mlp(args: TrainToyMlpInput, cfg: LabConfig, reporter: Reporter) ->
             r = rp.args
             split = data.make_split(xy_tr, y_tr, xy_te, y_te, r.features, plan.task)
             net = MLP(len(r.features), r.hidden_layers, r.activation, r.residual, r.dropout)
-            net.init(r.init, r.init_std, generator(args.seed, 4))
+            net.init(r.init, r.init_std, generator(args.seed, Stream.INIT))
             opt = Optimizer(net, r.optimizer, r.learning_rate, r.regularization, r.regularization_rate)
             share = (deadline - time.perf_counter()) / (len(plan.runs) - k)
             label = f"run {k + 1}/{len(plan.runs)} '{rp.name}': " if len(plan.runs) > 1 else ""

@@ -6,6 +6,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import IntEnum
 from typing import TYPE_CHECKING
 
 from tools.common import Reporter
@@ -24,8 +25,19 @@ POLL_S = 0.05  # cancellation is checked at least this often while training
 PROGRESS_S = 0.25  # at most four progress notifications a second
 
 
-def generator(seed: int, stream: int) -> torch.Generator:
-    """Independent, reproducible random streams per purpose (data, init, shuffling, dropout)."""
+class Stream(IntEnum):
+    """The random streams of a run: each purpose draws from its own generator, so changing one (say, dropout)
+    leaves the others (the data, the initial weights) exactly as they were."""
+
+    DATA = 0  # the points of a generated dataset
+    SPLIT = 1  # which points train and which test
+    BATCHES = 2  # the order of the training points in each epoch
+    DROPOUT = 3  # the dropout masks
+    INIT = 4  # the initial weights
+
+
+def generator(seed: int, stream: Stream) -> torch.Generator:
+    """The reproducible generator of one stream of a run with this seed."""
     import torch
 
     return torch.Generator().manual_seed(seed * 1000 + stream)
@@ -163,7 +175,7 @@ def fit(
     import torch
 
     task, x, y = data.task, data.x_train, data.y_train
-    shuffle_gen, dropout_gen = generator(seed, 2), generator(seed, 3)
+    shuffle_gen, dropout_gen = generator(seed, Stream.BATCHES), generator(seed, Stream.DROPOUT)
     res = FitResult()
     t0 = time.perf_counter()
     res.grad_start = gradient_norms(net, x, y, task, loss)
