@@ -10,7 +10,6 @@ import psutil
 import pytest
 from rel_harness import (
     STATS,
-    RawServer,
     Spans,
     base_args,
     build,
@@ -21,9 +20,8 @@ from rel_harness import (
     profile,
     result_text,
     small_limits,
-    stdio_client,
-    wait_cpu_idle,
 )
+from rel_process import RawServer, stdio_client, wait_cpu_idle
 
 CANCEL_AFTER_S = 0.8
 CANCEL_WITHIN_S = 1.0

@@ -4,16 +4,8 @@ same seed (structured content minus timings and paths), and each call's progress
 from __future__ import annotations
 
 import pytest
-from rel_harness import (
-    DEMO_TOOL,
-    base_args,
-    build,
-    comparable,
-    in_memory,
-    make_cfg,
-    result_text,
-    stdio_client,
-)
+from rel_harness import DEMO_TOOL, base_args, build, comparable, in_memory, make_cfg, result_text
+from rel_process import stdio_client
 
 N_CALLS = 8
 

@@ -10,15 +10,8 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from rel_harness import (
-    GENERATED_NAME,
-    REPO,
-    base_args,
-    check_result,
-    make_cfg,
-    stdio_client,
-    valid_overrides,
-)
+from rel_harness import GENERATED_NAME, REPO, base_args, check_result, make_cfg, valid_overrides
+from rel_process import stdio_client
 from rel_schema import valid_args
 
 SKIP_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache", ".hypothesis"}

@@ -7,16 +7,8 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from rel_harness import (
-    STATS,
-    build,
-    check_result,
-    harness_registrars,
-    make_cfg,
-    profile,
-    stdio_client,
-    valid_overrides,
-)
+from rel_harness import STATS, build, check_result, harness_registrars, make_cfg, profile, valid_overrides
+from rel_process import stdio_client
 from rel_schema import invalid_args, valid_args
 
 
@@ -97,7 +89,7 @@ def test_fuzzed_arguments_over_stdio_get_a_result_or_a_clear_error(tmp_path):
 
 
 def _peak(proc) -> float:
-    from rel_harness import peak_rss_mb
+    from rel_process import peak_rss_mb
 
     return peak_rss_mb(proc)
 

@@ -16,13 +16,11 @@ from rel_harness import (
     image_arguments,
     in_memory,
     make_cfg,
-    peak_rss_mb,
     result_text,
-    rss_mb,
     sample_image,
     small_limits,
-    stdio_client,
 )
+from rel_process import peak_rss_mb, rss_mb, stdio_client
 
 
 def _image_targets() -> list[tuple[str, str]]:

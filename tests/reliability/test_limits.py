@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from rel_harness import (
     DEMO_TOOL,
-    RawServer,
     build,
     check_result,
     in_memory,
@@ -21,6 +20,7 @@ from rel_harness import (
     sample_image,
     small_limits,
 )
+from rel_process import RawServer
 
 from mcp_server.cli import build_parser, config_from_args, parse_limits
 from tools.config import Limits

@@ -99,7 +99,8 @@ def test_stdio_server_exits_promptly_on_stdin_close_after_heavy_imports(tmp_path
     # was: after a call had loaded torch/matplotlib, interpreter teardown kept the process 1.5-4 s after EOF
     import sys
 
-    from rel_harness import RawServer, make_cfg
+    from rel_harness import make_cfg
+    from rel_process import RawServer
 
     if "mcp_server.tool_explain" not in sys.modules and not _importable("mcp_server.tool_explain"):
         pytest.skip("explain_concept (which loads torch and matplotlib) is not present")

@@ -12,7 +12,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from rel_harness import STATS, base_args, check_result, make_cfg, rss_mb, stdio_client
+from rel_harness import STATS, base_args, check_result, make_cfg
+from rel_process import rss_mb, stdio_client
 
 MARGIN_MB = 120  # over 400 calls after warm-up: a 300 KB-per-call leak fails
 WARMUP_ROUNDS = 3

@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from rel_harness import DEMO_TOOL, STATS, RawServer, make_cfg, peak_rss_mb
+from rel_harness import DEMO_TOOL, STATS, make_cfg
+from rel_process import RawServer, peak_rss_mb
 
 TEN_MB = 10 * 1024 * 1024
 

@@ -5,80 +5,19 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageOps
-from pydantic import ValidationError
+from tensorize_support import _smooth_rgb, by_hand, core, run_code
 
 from tools.common import InvalidArgument
-from tools.config import LabConfig, Limits
-from tools.images import open_image_input
 from tools.paths import output_uri
 from tools.tensorize import TensorizeInput, run
-from tools.tensorize.core import plan, tensorize_core, torch_code
+from tools.tensorize.core import torch_code
 from tools.tensorize.schema import IMAGENET_MEAN, IMAGENET_STD
-
-
-def _smooth_rgb(w: int, h: int, seed: int = 0) -> np.ndarray:
-    """Smooth gradients plus a little noise: photo-like, so JPEG keeps it close."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w]
-    base = np.stack(
-        [xx * 255 / max(w - 1, 1), yy * 255 / max(h - 1, 1), (xx + yy) * 127 / max(w + h - 2, 1)], -1
-    )
-    return np.clip(base + rng.normal(0, 12, (h, w, 3)), 0, 255).astype(np.uint8)
-
-
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    d = tmp_path / "images"
-    d.mkdir()
-    return d
-
-
-@pytest.fixture
-def cfg(tmp_path: Path, folder: Path) -> LabConfig:
-    return LabConfig.create(tmp_path / "out", [folder])
-
-
-@pytest.fixture
-def jpeg(folder: Path) -> Path:
-    path = folder / "photo.jpg"
-    Image.fromarray(_smooth_rgb(64, 48)).save(path, quality=90)
-    return path
-
-
-@pytest.fixture
-def png(folder: Path) -> Path:
-    path = folder / "pixels.png"
-    Image.fromarray(_smooth_rgb(40, 30, seed=1)).save(path)
-    return path
-
-
-def core(path: Path | str, cfg: LabConfig, **kwargs):
-    """The tool's core on `path`: (tensor, plan). No statistics, no picture."""
-    args = TensorizeInput(image=str(path), **kwargs)
-    im = open_image_input(args.image, cfg).image
-    p = plan(im, args, cfg)
-    return tensorize_core(im, args, p).tensor, p
-
-
-def by_hand(im: Image.Image, mode: str = "RGB") -> torch.Tensor:
-    """The plain pipeline: PIL -> numpy -> torch.from_numpy(...).permute(2, 0, 1).float() / 255."""
-    a = np.array(im.convert(mode))
-    a = a[..., None] if a.ndim == 2 else a
-    return torch.from_numpy(a).permute(2, 0, 1).float() / 255
-
-
-def run_code(code: str) -> torch.Tensor:
-    scope: dict = {}
-    exec(code, scope)
-    return scope["x"]
-
 
 # -- values against the by-hand pipeline --------------------------------------------------------------
 
@@ -347,101 +286,6 @@ def test_an_output_uri_from_an_earlier_call_is_accepted(png, cfg):
     first = run(TensorizeInput(image=str(png)), cfg)
     again = run(TensorizeInput(image=first.result.picture_uri, normalize="none"), cfg)
     assert again.result.source.kind == "resource" and again.result.shape[0] == 3
-
-
-# -- refusals name the argument ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "argument"),
-    [
-        ({"dtype": "uint8"}, "dtype"),
-        ({"save": "npy", "dtype": "bfloat16"}, "save"),
-        ({"normalize": "custom", "std": [1, 1, 1]}, "mean"),
-        ({"normalize": "custom", "mean": [0, 0, 0], "std": [1, 0, 1]}, "std"),
-        ({"normalize": "custom", "mean": [0, 0], "std": [1, 1]}, "mean"),
-        ({"normalize": "custom", "mean": [float("nan")] * 3, "std": [1, 1, 1]}, "mean"),
-        ({"mean": [0, 0, 0]}, "mean"),
-        ({"preview_size": 17}, "preview_size"),
-        ({"resize": 0}, "resize"),
-        ({"resize": [10, 10, 10]}, "resize"),
-        ({"mode": "CMYK"}, "mode"),
-    ],
-)
-def test_invalid_options_are_refused_naming_the_argument(png, kwargs, argument):
-    with pytest.raises(ValidationError) as err:
-        TensorizeInput(image=str(png), **kwargs)
-    assert argument in str(err.value)
-
-
-def test_crop_larger_than_the_image_is_refused(png, cfg):
-    with pytest.raises(InvalidArgument, match="center_crop") as err:
-        core(png, cfg, center_crop=64)
-    assert "40x30" in str(err.value)
-
-
-def test_resize_over_the_pixel_cap_is_refused(png, tmp_path, folder):
-    small = LabConfig.create(tmp_path / "o2", [folder], limits=Limits(max_pixels=5000))
-    with pytest.raises(InvalidArgument, match="resize"):
-        core(png, small, resize=1000)
-
-
-def test_tensorize_rejects_decompression_bomb_before_decoding(folder, tmp_path):
-    # A PNG header that claims 9000 x 9000 with no pixel data: the cap must fire before any decode.
-    path = folder / "bomb.png"
-    big = Image.new("L", (9000, 9000))
-    buf = io.BytesIO()
-    big.save(buf, format="PNG", compress_level=1)
-    path.write_bytes(buf.getvalue()[:200])
-    small = LabConfig.create(tmp_path / "o3", [folder], limits=Limits(max_pixels=1_000_000))
-    with pytest.raises(InvalidArgument, match="refused before decoding") as err:
-        run(TensorizeInput(image=str(path)), small)
-    assert err.value.argument == "image"
-
-
-def test_base64_over_the_limit_is_refused(png, tmp_path, folder):
-    small = LabConfig.create(tmp_path / "o4", [folder], limits=Limits(max_base64_bytes=300))
-    b64 = base64.b64encode(png.read_bytes()).decode()
-    with pytest.raises(InvalidArgument, match="limit is 300") as err:
-        run(TensorizeInput(image=b64), small)
-    assert err.value.argument == "image"
-
-
-def test_tensorize_rejects_files_outside_allowed_folders_even_through_symlinks(cfg, folder, tmp_path):
-    outside = tmp_path / "secret"
-    outside.mkdir()
-    target = outside / "x.png"
-    Image.new("RGB", (4, 4)).save(target)
-    link = folder / "link.png"
-    os.symlink(target, link)
-    for value in (str(target), str(link), str(folder / ".." / "secret" / "x.png")):
-        with pytest.raises(InvalidArgument, match="outside the allowed folders") as err:
-            run(TensorizeInput(image=value), cfg)
-        assert err.value.argument == "image"
-
-
-def test_a_file_that_is_not_an_image_is_refused(folder, cfg):
-    path = folder / "notes.png"
-    path.write_text("hello, I am text")
-    with pytest.raises(InvalidArgument, match="not an image"):
-        run(TensorizeInput(image=str(path)), cfg)
-
-
-def test_a_truncated_image_is_refused_clearly(folder, cfg):
-    path = folder / "cut.jpg"
-    buf = io.BytesIO()
-    Image.fromarray(_smooth_rgb(200, 150)).save(buf, format="JPEG", quality=95)
-    path.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
-    with pytest.raises(InvalidArgument, match="truncated") as err:
-        run(TensorizeInput(image=str(path)), cfg)
-    assert err.value.argument == "image"
-
-
-def test_float_images_are_refused_not_guessed(folder, cfg):
-    path = folder / "float.tif"
-    Image.fromarray(np.ones((4, 4), np.float32)).save(path)
-    with pytest.raises(InvalidArgument, match="float"):
-        core(path, cfg)
 
 
 def _write(path: Path, a: np.ndarray) -> Path:
