@@ -18,6 +18,7 @@ ml-lab-mcp is a hands-on deep-learning lab backed by real PyTorch computation.
 - tensorize_image: show what an image looks like as a tensor (shape, values, channels, normalization).
 - train_toy_mlp: train a small neural network on 2-D toy data (TensorFlow-Playground style) and compare variants.
 - generate_image: text-to-image (and image-to-image) with a real latent diffusion pipeline, offline.
+- tokenize_text: how text becomes tokens (characters, bytes, BPE; "strawberry", Chinese vs English).
 - explain_concept: explain a deep-learning concept in English and/or Chinese, with a live demo.
 Results carry numbers (structured content) and pictures; files are saved under the server's output folder
 and exposed as mllab://outputs/... resources that later calls can reuse (e.g. as init_image).
@@ -29,6 +30,7 @@ _REGISTRARS = (
     "mcp_server.tool_explain",
     "mcp_server.tool_toy_mlp",
     "mcp_server.tool_generate",
+    "mcp_server.tool_tokenize_text",
 )
 
 

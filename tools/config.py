@@ -39,6 +39,16 @@ class Limits(BaseModel):
     max_steps: int = Field(100, ge=1, description="generate_image: most denoising steps.")
     max_images: int = Field(4, ge=1, description="generate_image: most images per call.")
     max_generate_pixels: int = Field(1024 * 1024, ge=1, description="generate_image: largest width x height.")
+    gpt_max_corpus_chars: int = Field(
+        5_000_000, ge=1, description="train_tiny_gpt / tokenize_text: most characters of training text."
+    )
+    gpt_max_parameters: int = Field(
+        30_000_000, ge=1, description="train_tiny_gpt / sample_text: largest model, in parameters."
+    )
+    gpt_max_vocab: int = Field(16_384, ge=2, description="train_tiny_gpt: largest vocabulary (tokens).")
+    gpt_max_time_s: float = Field(
+        3600.0, gt=0, description="train_tiny_gpt: longest training, seconds (long runs go through jobs)."
+    )
 
 
 class LabConfig(BaseModel):
