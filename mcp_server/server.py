@@ -19,6 +19,7 @@ ml-lab-mcp is a hands-on deep-learning lab backed by real PyTorch computation.
 - train_toy_mlp: train a small neural network on 2-D toy data (TensorFlow-Playground style) and compare variants.
 - generate_image: text-to-image (and image-to-image) with a real latent diffusion pipeline, offline.
 - tokenize_text: how text becomes tokens (characters, bytes, BPE; "strawberry", Chinese vs English).
+- train_tiny_gpt / sample_text: pre-train a tiny GPT on CPU, watch it learn, look at attention, sample from it.
 - explain_concept: explain a deep-learning concept in English and/or Chinese, with a live demo.
 Results carry numbers (structured content) and pictures; files are saved under the server's output folder
 and exposed as mllab://outputs/... resources that later calls can reuse (e.g. as init_image).
@@ -31,6 +32,7 @@ _REGISTRARS = (
     "mcp_server.tool_toy_mlp",
     "mcp_server.tool_generate",
     "mcp_server.tool_tokenize_text",
+    "mcp_server.tool_tiny_gpt",
 )
 
 
