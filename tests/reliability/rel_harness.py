@@ -180,6 +180,9 @@ def _sts():
     return st
 
 
+TINY_GPT = {"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 16, "batch_size": 4, "max_steps": 3,
+            "eval_interval": 3, "eval_iters": 1, "sample_tokens": 4}  # fmt: skip
+
 TOOL_PROFILES: dict[str, dict[str, Any]] = {
     DEMO_TOOL: {
         "base": lambda cfg: {"count": 5, "seed": 3},
@@ -224,6 +227,29 @@ TOOL_PROFILES: dict[str, dict[str, Any]] = {
         "long": lambda cfg: {"n_samples": 200, "epochs": 100_000, "batch_size": 1, "time_budget_s": 50},
         "image_args": [],
     },
+    "tokenize_text": {
+        "base": lambda cfg: {"text": "strawberry", "tokenizer": "chars"},
+        "valid": lambda cfg: {
+            "tokenizer": _sts().sampled_from(["chars", "bytes"]),
+            "compare_text": _sts().sampled_from([None, "草莓"]),
+        },
+        "image_args": [],
+    },
+    "train_tiny_gpt": {
+        "base": lambda cfg: {"corpus": "arithmetic", **TINY_GPT},
+        "valid": lambda cfg: {
+            **{k: _sts().just(v) for k, v in TINY_GPT.items()},
+            "max_steps": _sts().integers(1, 4),
+            "tokenizer": _sts().sampled_from(["char", "bpe"]),
+            "bpe_merges": _sts().integers(1, 50),
+            "time_budget_s": _sts().just(10.0),
+        },
+        "long": lambda cfg: {"max_steps": 20_000, "eval_interval": 5000, "time_budget_s": 50},
+        "image_args": [],
+        "fuzz_valid": 3,
+        "fuzz_invalid": 8,
+    },
+    "sample_text": {"base": lambda cfg: {"max_new_tokens": 2}, "image_args": []},
     "explain_concept": {
         "base": lambda cfg: {"concept": "relu"},
         "valid": lambda cfg: {"concept": _sts().sampled_from(CONCEPTS)},

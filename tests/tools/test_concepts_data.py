@@ -169,6 +169,15 @@ def _input_models() -> dict:
         models["generate_image"] = GenerateInput
     except ImportError:
         pass
+    from tools.sample_text.schema import SampleTextInput
+    from tools.tiny_gpt.schema import TrainTinyGptInput
+    from tools.tokenize_text.schema import TokenizeTextInput
+
+    models |= {
+        "tokenize_text": TokenizeTextInput,
+        "train_tiny_gpt": TrainTinyGptInput,
+        "sample_text": SampleTextInput,
+    }
     return models
 
 

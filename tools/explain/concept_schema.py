@@ -19,7 +19,10 @@ class TryIt(BaseModel):
     """A call of this server's tools that shows the concept."""
 
     model_config = ConfigDict(extra="forbid")
-    tool: str = Field(description="tensorize_image | train_toy_mlp | generate_image | explain_concept")
+    tool: str = Field(
+        description="tensorize_image | train_toy_mlp | generate_image | explain_concept | tokenize_text | "
+        "train_tiny_gpt | sample_text"
+    )
     arguments: dict = Field(default_factory=dict, description="The arguments of the call.")
     what_to_look_for: Bilingual
 

@@ -11,7 +11,15 @@ from tools.explain.demos import DemoResult
 
 Language = Literal["auto", "en", "zh", "both"]
 LANGUAGES: tuple[str, ...] = get_args(Language)
-TOOL_NAMES = ("tensorize_image", "train_toy_mlp", "generate_image", "explain_concept")
+TOOL_NAMES = (
+    "tensorize_image",
+    "train_toy_mlp",
+    "generate_image",
+    "explain_concept",
+    "tokenize_text",
+    "train_tiny_gpt",
+    "sample_text",
+)
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 

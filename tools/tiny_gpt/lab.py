@@ -102,6 +102,7 @@ def train_tiny_gpt(args: TrainTinyGptInput, cfg: LabConfig, reporter: Reporter) 
         )
 
     # 3. tokens, split: the last val_fraction is validation
+    reporter.check_cancelled()
     ids = torch.tensor(tok.encode(text).ids, dtype=torch.long)  # (N,)
     n_val = int(len(ids) * args.val_fraction)
     train_ids, val_ids = ids[:-n_val] if n_val else ids, ids[len(ids) - n_val :]
@@ -115,6 +116,7 @@ def train_tiny_gpt(args: TrainTinyGptInput, cfg: LabConfig, reporter: Reporter) 
         )
 
     # 4. baselines on the same split
+    reporter.check_cancelled()
     bigram, alpha = bigram_loss(train_ids, val_ids, vocab)
     uniform = math.log(vocab)
     baselines = Baselines(
@@ -126,6 +128,7 @@ def train_tiny_gpt(args: TrainTinyGptInput, cfg: LabConfig, reporter: Reporter) 
     )
 
     # 5. model and training, seeded: weights, batches, dropout and samples
+    reporter.check_cancelled()
     prompt_ids = tok.encode(args.sample_prompt).ids
     samples: list[Sample] = []
     tc = TrainConfig(**{k: s[k] for k in ("batch_size", "block_size") + TRAIN_KEYS[1:]})

@@ -57,7 +57,7 @@ def draw_attention(att, tokens: list[str]) -> bytes:
     L, H, T, _ = att.shape
     labels = [_label(t) for t in tokens]
     size = 2.4 if T <= 16 else 3.0
-    fig = Figure(figsize=(min(size * H, 12), min(size * L, 12) + 0.4), layout="constrained")
+    fig = Figure(figsize=(min(size * H, 10), min(size * L, 9.5) + 0.4), layout="constrained")  # <= 1000 px
     axes = fig.subplots(L, H, squeeze=False)
     for i in range(L):
         for j in range(H):
