@@ -77,11 +77,11 @@ async def main() -> None:
 
         t0 = time.perf_counter()
         res = await c.call_tool(
-            "train_tiny_gpt", {"preset": "quick", "corpus_path": str(mine)}, progress_callback=on_progress
+            "train_tiny_gpt", {"preset": "quick", "corpus_path": str(mine), "time_budget_s": 400.0}, progress_callback=on_progress
         )
         wall = time.perf_counter() - t0
         print("Progress notifications the client received:\n\n```text\n" + "\n".join(progress) + "\n```\n")
-        show('train_tiny_gpt(preset="quick", corpus_path="my_notes.txt")', res, "llm_quick_curves.png",
+        show('train_tiny_gpt(preset="quick", corpus_path="my_notes.txt", time_budget_s=400)', res, "llm_quick_curves.png",
              ("parameters", "parameter_breakdown", "baselines", "final_val_loss", "tokens_per_s", "torch_threads"))  # fmt: skip
         print(f"(whole call, client side: {wall:.1f} s)\n")
         run = res.structured_content

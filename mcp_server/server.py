@@ -33,6 +33,7 @@ _REGISTRARS = (
     "mcp_server.tool_generate",
     "mcp_server.tool_tokenize_text",
     "mcp_server.tool_tiny_gpt",
+    "mcp_server.tool_sample_text",
 )
 
 

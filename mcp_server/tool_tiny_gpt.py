@@ -1,4 +1,4 @@
-"""MCP registration of train_tiny_gpt and sample_text, plus the mllab://gpt-runs resources (saved runs)."""
+"""MCP registration of train_tiny_gpt, plus the mllab://gpt-runs resources (saved runs)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,9 @@ import json
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
-from mcp.types import ToolAnnotations
 
-from mcp_server.adapter import register_tool
-from tools import sample_text, tiny_gpt
+from mcp_server.adapter import WRITES_NEW_FILES, register_tool
+from tools import tiny_gpt
 from tools.config import LabConfig
 
 TRAIN_DESCRIPTION = """\
@@ -24,12 +23,6 @@ part (embeddings, attention, MLP), and attention heatmaps per layer and head for
 standard save_pretrained folder (AutoModelForCausalLM / AutoTokenizer load it) and listed at mllab://gpt-runs;
 continue it with sample_text(run_id=...)."""
 
-SAMPLE_DESCRIPTION = """\
-Generate text from a train_tiny_gpt run (run_id) or a local GPT-2-style model folder (model_path), one token at
-a time, showing for every generated token its probability and the top-5 alternatives: next-token prediction made
-visible. temperature (0 = greedy, 0.2 sharp, 1 the model's own distribution, 1.5 wild), top_k, top_p, seed,
-max_new_tokens. Returns a picture of the first steps' distributions."""
-
 
 def register(mcp: MCPServer, cfg: LabConfig) -> None:
     register_tool(
@@ -41,24 +34,8 @@ def register(mcp: MCPServer, cfg: LabConfig) -> None:
         input_model=tiny_gpt.TrainTinyGptInput,
         result_model=tiny_gpt.TrainTinyGptResult,
         run=tiny_gpt.run,
-        # Saves a new run folder; never destructive; same arguments and seed, same losses (when not cut by time).
-        annotations=ToolAnnotations(
-            read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
-        ),
+        annotations=WRITES_NEW_FILES,  # a run folder; same arguments and seed, same losses (unless cut by time)
         progress_interval_s=0.2,
-    )
-    register_tool(
-        mcp,
-        cfg,
-        name="sample_text",
-        title="Sample text, token by token",
-        description=SAMPLE_DESCRIPTION,
-        input_model=sample_text.SampleTextInput,
-        result_model=sample_text.SampleTextResult,
-        run=sample_text.run,
-        annotations=ToolAnnotations(
-            read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
-        ),
     )
 
     @mcp.resource(

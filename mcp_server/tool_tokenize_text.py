@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from mcp.server.mcpserver import MCPServer
-from mcp.types import ToolAnnotations
 
-from mcp_server.adapter import register_tool
+from mcp_server.adapter import WRITES_NEW_FILES, register_tool
 from tools import tokenize_text
 from tools.config import LabConfig
 
@@ -30,8 +29,5 @@ def register(mcp: MCPServer, cfg: LabConfig) -> None:
         input_model=tokenize_text.TokenizeTextInput,
         result_model=tokenize_text.TokenizeTextResult,
         run=tokenize_text.run,
-        # Writes a new picture under the output folder; never destructive; same arguments, same tokens.
-        annotations=ToolAnnotations(
-            read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
-        ),
+        annotations=WRITES_NEW_FILES,  # the picture
     )

@@ -12,7 +12,7 @@ from mcp_server.server import build_server
 from tools.config import LabConfig
 from tools.tiny_gpt.corpus import builtin_corpus
 
-TOOLS = ("mcp_server.tool_tiny_gpt",)
+TOOLS = ("mcp_server.tool_tiny_gpt", "mcp_server.tool_sample_text")
 
 
 async def test_train_on_a_file_then_sample_cold_and_hot_through_the_client(tmp_path):

@@ -7,8 +7,6 @@ import json
 import math
 from pathlib import Path
 
-import torch
-
 from tools.common import InlineImage, InvalidArgument, Reporter, ToolOutput
 from tools.config import LabConfig
 from tools.paths import new_output_path, output_uri
@@ -34,6 +32,7 @@ def find_model(args: SampleTextInput, cfg: LabConfig) -> tuple[Path, str, str]:
 
 def load(folder: Path, argument: str, value: str, cfg: LabConfig):
     """Check the config names a causal LM of allowed size before loading any weight, then load offline."""
+    import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
@@ -64,6 +63,8 @@ def load(folder: Path, argument: str, value: str, cfg: LabConfig):
 
 
 def sample_text(args: SampleTextInput, cfg: LabConfig, reporter: Reporter) -> ToolOutput:
+    import torch
+
     # 1. the model
     folder, argument, what = find_model(args, cfg)
     model, tok, config = load(folder, argument, args.run_id or args.model_path or "", cfg)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from tools.common import ToolInput
 
 
-class SampleTextInput(BaseModel):
+class SampleTextInput(ToolInput):
     """Generate text from a trained tiny GPT (or a local GPT-2-style model), showing each next-token choice."""
-
-    model_config = ConfigDict(extra="forbid")
 
     run_id: str | None = Field(
         None, max_length=100, description="A train_tiny_gpt run (see mllab://gpt-runs)."

@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import torch
-
 from tools.common import InlineImage, InvalidArgument, Reporter, ToolOutput
 from tools.config import LabConfig
 from tools.paths import new_output_path, output_uri
@@ -69,6 +67,8 @@ def estimate_parameters(vocab: int, s: dict[str, Any]) -> int:
 
 
 def train_tiny_gpt(args: TrainTinyGptInput, cfg: LabConfig, reporter: Reporter) -> ToolOutput:
+    import torch
+
     # 1. settings and text
     s = settings_of(args, cfg)
     text, corpus_what = corpora.load_corpus(
@@ -237,9 +237,9 @@ def _history(log) -> History:
     )
 
 
-@torch.no_grad()
-def _whole_split_loss(model, data: torch.Tensor, block_size: int) -> float:
+def _whole_split_loss(model, data, block_size: int) -> float:
     """Mean next-token loss over the whole split, in non-overlapping windows of the context size."""
+    import torch
     import torch.nn.functional as F
 
     model.eval()
@@ -247,13 +247,16 @@ def _whole_split_loss(model, data: torch.Tensor, block_size: int) -> float:
     x = data[: n * block_size].view(n, block_size)  # (n, T)
     y = data[1 : n * block_size + 1].view(n, block_size)  # (n, T)
     total = 0.0
-    for i in range(0, n, 64):
-        logits = model(input_ids=x[i : i + 64]).logits  # (b, T, V)
-        total += float(F.cross_entropy(logits.flatten(0, 1), y[i : i + 64].flatten(), reduction="sum"))
+    with torch.no_grad():
+        for i in range(0, n, 64):
+            logits = model(input_ids=x[i : i + 64]).logits  # (b, T, V)
+            total += float(F.cross_entropy(logits.flatten(0, 1), y[i : i + 64].flatten(), reduction="sum"))
     return total / (n * block_size)
 
 
-def _head_focus(att: torch.Tensor, tokens: list[str]) -> list[HeadFocus]:
+def _head_focus(att, tokens: list[str]) -> list[HeadFocus]:
+    import torch
+
     L, H, T, _ = att.shape
     dist = (torch.arange(T)[:, None] - torch.arange(T)[None, :]).clamp(min=0).float()  # (T, T) query - key
     out = []

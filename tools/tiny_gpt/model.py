@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import torch
-from transformers import GPT2Config, GPT2LMHeadModel
+if TYPE_CHECKING:  # torch loads on the first call, never at import (the server must start fast)
+    import torch
 
 
 def build_model(vocab_size: int, n_layer: int, n_head: int, n_embd: int, block_size: int, dropout: float):
     """A GPT-2 with freshly initialised weights (GPT-2's init: normal(0, 0.02), scaled residual projections)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
     config = GPT2Config(
         vocab_size=vocab_size,
         n_positions=block_size,
@@ -46,6 +49,8 @@ def bigram_loss(train: torch.Tensor, val: torch.Tensor, vocab_size: int) -> tupl
 
     Counts are kept sparse (pair key a * V + b), so a 16k vocabulary costs no V x V table.
     """
+    import torch
+
     V = vocab_size
     keys, counts = torch.unique(train[:-1] * V + train[1:], return_counts=True)  # sorted pair keys
     row = torch.bincount(train[:-1], minlength=V)  # count(a)
@@ -59,17 +64,19 @@ def bigram_loss(train: torch.Tensor, val: torch.Tensor, vocab_size: int) -> tupl
     return best
 
 
-@torch.no_grad()
 def attention_maps(model, ids: torch.Tensor) -> torch.Tensor:
     """(n_layer, n_head, T, T) attention weights for one sequence `ids` (T,): row = query, column = key.
 
     SDPA never materialises the weights, so the model switches to the "eager" implementation for this pass.
     """
+    import torch
+
     was_training = model.training
     model.eval()
     model.set_attn_implementation("eager")
     try:
-        out = model(input_ids=ids[None], output_attentions=True)
+        with torch.no_grad():
+            out = model(input_ids=ids[None], output_attentions=True)
     finally:
         model.set_attn_implementation("sdpa")
         model.train(was_training)

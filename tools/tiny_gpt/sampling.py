@@ -6,8 +6,10 @@ Shared by train_tiny_gpt (samples during training) and sample_text.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch loads on the first call, never at import (the server must start fast)
+    import torch
 
 
 @dataclass
@@ -21,6 +23,8 @@ class Step:
 
 def sampling_distribution(logits: torch.Tensor, temperature: float, top_k: int | None, top_p: float | None):
     """(V,) logits -> (V,) probabilities. temperature 0 = greedy: all mass on the most likely token."""
+    import torch
+
     if temperature == 0:
         probs = torch.zeros_like(logits)
         probs[logits.argmax()] = 1.0
@@ -40,7 +44,6 @@ def sampling_distribution(logits: torch.Tensor, temperature: float, top_k: int |
     return probs
 
 
-@torch.no_grad()
 def generate(
     model,
     prompt_ids: list[int],
@@ -53,6 +56,17 @@ def generate(
     stop_id: int | None = None,
 ) -> list[Step]:
     """Continue `prompt_ids`. Uses the KV cache; when the context is full, restarts on the last block - 1 tokens."""
+    import torch
+
+    with torch.no_grad():
+        return _generate(
+            model, prompt_ids, max_new_tokens, block_size, generator, temperature, top_k, top_p, stop_id
+        )
+
+
+def _generate(model, prompt_ids, max_new_tokens, block_size, generator, temperature, top_k, top_p, stop_id):
+    import torch
+
     was_training = model.training
     model.eval()
     seq = list(prompt_ids[-block_size:]) or [0]

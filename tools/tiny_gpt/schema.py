@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from tools.common import ToolInput
 
 Preset = Literal["quick", "nanogpt_cpu"]
 Corpus = Literal["concepts_en", "concepts_zh", "arithmetic", "names"]
@@ -23,10 +25,8 @@ PRESETS: dict[str, dict[str, float | int]] = {
 }  # fmt: skip
 
 
-class TrainTinyGptInput(BaseModel):
+class TrainTinyGptInput(ToolInput):
     """Train a tiny GPT (a transformers GPT-2) from scratch on CPU on your text or a built-in corpus."""
-
-    model_config = ConfigDict(extra="forbid")
 
     preset: Preset = Field(
         "quick",
@@ -178,9 +178,11 @@ class TrainTinyGptResult(BaseModel):
     val_tokens: int = Field(description="Tokens in the val split.")
     settings: dict[str, float | int] = Field(description="The effective model and training settings.")
     parameters: int = Field(description="Trainable parameters (the tied output layer counted once).")
-    parameter_breakdown: ParameterBreakdown
-    history: History
-    baselines: Baselines
+    parameter_breakdown: ParameterBreakdown = Field(description="Where the parameters are.")
+    history: History = Field(
+        description="The curves: losses (nats), val perplexity and learning rate per evaluation."
+    )
+    baselines: Baselines = Field(description="What the model must beat, on the same val split.")
     final_train_loss: float = Field(
         description="Mean training-batch loss over the last evaluation interval, nats."
     )
@@ -188,7 +190,7 @@ class TrainTinyGptResult(BaseModel):
     final_val_perplexity: float = Field(description="exp(final_val_loss).")
     beats_bigram: bool = Field(description="final_val_loss < the bigram baseline's.")
     samples: list[Sample] = Field(description="Samples from sample_prompt at each evaluation.")
-    attention: AttentionView
+    attention: AttentionView = Field(description="The trained model's attention on attention_prompt.")
     steps_run: int = Field(description="Optimizer steps done.")
     stop_reason: Literal["completed", "time_budget"] = Field(description="Why training ended.")
     wall_time_s: float = Field(description="Training time including evaluation and sampling, seconds.")

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from tools.common import ToolInput
 
 TokenizerName = Literal["chars", "bytes", "bpe", "builtin_image", "run", "folder"]
 Corpus = Literal["concepts_en", "concepts_zh", "arithmetic", "names"]
 MAX_TEXT = 4000
 
 
-class TokenizeTextInput(BaseModel):
+class TokenizeTextInput(ToolInput):
     """Split text into tokens the way a language model sees it."""
-
-    model_config = ConfigDict(extra="forbid")
 
     text: str | None = Field(
         None,
