@@ -77,7 +77,9 @@ async def main() -> None:
 
         t0 = time.perf_counter()
         res = await c.call_tool(
-            "train_tiny_gpt", {"preset": "quick", "corpus_path": str(mine), "time_budget_s": 400.0}, progress_callback=on_progress
+            "train_tiny_gpt",
+            {"preset": "quick", "corpus_path": str(mine), "time_budget_s": 400.0},
+            progress_callback=on_progress,
         )
         wall = time.perf_counter() - t0
         print("Progress notifications the client received:\n\n```text\n" + "\n".join(progress) + "\n```\n")
