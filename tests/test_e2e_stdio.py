@@ -20,12 +20,26 @@ VALID = {
     "train_toy_mlp": lambda img: {"dataset": "xor", "hidden_layers": [4], "epochs": 5, "n_samples": 100},
     "generate_image": lambda img: {"prompt": "a red circle on a blue background", "steps": 2, "seed": 1},
     "list_models": lambda img: {},
+    "tokenize_text": lambda img: {"text": "strawberry", "compare_text": "草莓", "tokenizer": "bytes"},
+    "train_tiny_gpt": lambda img: {
+        "corpus": "names",
+        "n_layer": 1,
+        "n_embd": 16,
+        "n_head": 2,
+        "block_size": 16,
+        "batch_size": 4,
+        "max_steps": 2,
+        "eval_interval": 2,
+        "eval_iters": 1,
+    },
+    "sample_text": lambda run_id: {"run_id": run_id, "prompt": "ma", "max_new_tokens": 5},
 }
 INVALID = {
     "tensorize_image": ({"image": "x.png", "normalize": "sideways"}, "normalize"),
     "explain_concept": ({"concept": "relu", "language": "klingon"}, "language"),
     "train_toy_mlp": ({"dataset": "donut"}, "dataset"),
     "generate_image": ({"prompt": "a red circle", "steps": 100000}, "steps"),
+    "train_tiny_gpt": ({"n_head": 3, "n_embd": 64}, "n_head"),
 }
 
 
@@ -49,10 +63,13 @@ async def test_console_script_over_stdio_lists_and_calls_every_tool(tmp_path):
     async with Client(params, mode="legacy") as c:
         names = {t.name for t in (await c.list_tools()).tools}
         assert set(VALID) <= names, names
-        for name in sorted(names):
-            res = await c.call_tool(name, VALID[name](str(img_path)))
+        run_id = ""
+        for name in sorted(names, key=lambda n: n == "sample_text"):  # sample_text continues the GPT run
+            res = await c.call_tool(name, VALID[name](run_id if name == "sample_text" else str(img_path)))
             assert not res.is_error, (name, res.content[0].text[:500])
             assert res.structured_content, name
+            if name == "train_tiny_gpt":
+                run_id = res.structured_content["run_id"]
         # a picture comes back inline for the tools that draw
         res = await c.call_tool("tensorize_image", VALID["tensorize_image"](str(img_path)))
         images = [b for b in res.content if b.type == "image"]
