@@ -13,10 +13,11 @@ from tools.arguments import allowed_text, argument_path
 from tools.common import InlineImage, InvalidArgument, Reporter, ToolOutput
 from tools.config import LabConfig
 from tools.images import to_inline_png
-from tools.toy_mlp import data, picture, store
+from tools.toy_mlp import data, picture, snapshots, store
 from tools.toy_mlp.model import MLP
 from tools.toy_mlp.schema import (
     VARIANT_FIELDS,
+    BoundarySnapshot,
     History,
     LayerGradient,
     LossName,
@@ -193,7 +194,7 @@ def _settings(r: TrainToyMlpInput) -> dict[str, Any]:
     return {k: getattr(r, k) for k in VARIANT_FIELDS}
 
 
-def _run_result(k: int, rp: RunPlan, net: MLP, fr: FitResult) -> RunResult:
+def _run_result(k: int, rp: RunPlan, net: MLP, fr: FitResult, boundary: list[BoundarySnapshot]) -> RunResult:
     epochs = rp.args.epochs
     end: list[float | None] = list(fr.grad_end) or [None] * len(fr.grad_start)
     assert fr.train is not None and fr.test is not None  # fit() always evaluates at the end
@@ -226,6 +227,7 @@ def _run_result(k: int, rp: RunPlan, net: MLP, fr: FitResult) -> RunResult:
         stop_reason=fr.stop_reason,
         stop_detail=fr.stop_detail or f"completed {epochs} epochs",
         weights_prefix=f"run{k}.",
+        boundary=boundary,
     )
 
 
@@ -271,6 +273,8 @@ def train_toy_mlp(args: TrainToyMlpInput, cfg: LabConfig, reporter: Reporter) ->
         else:
             xy, y = data.make_points(args.dataset, args.n_samples, args.noise, args.seed)
         xy_tr, y_tr, xy_te, y_te = data.split(xy, y, args.train_ratio, args.seed)
+        extent = picture.extent(xy, custom=args.dataset == "custom")
+        v_range = snapshots.value_range(plan.task, y)
         # 3. train each run on the same data, with the same seed, sharing the time budget
         pacer = Pacer(reporter, sum(rp.args.epochs for rp in plan.runs))
         deadline = time.perf_counter() + plan.budget_s
@@ -283,12 +287,16 @@ def train_toy_mlp(args: TrainToyMlpInput, cfg: LabConfig, reporter: Reporter) ->
             opt = Optimizer(net, r.optimizer, r.learning_rate, r.regularization, r.regularization_rate)
             share = (deadline - time.perf_counter()) / (len(plan.runs) - k)
             label = f"run {k + 1}/{len(plan.runs)} '{rp.name}': " if len(plan.runs) > 1 else ""
+            # the boundary at a few epochs, and where training ended (a time budget or divergence stops early)
+            boundary = snapshots.Recorder(net, r.features, plan.task, extent, v_range, r.epochs)
             fr = fit(
                 net, opt, split, loss=rp.loss, epochs=r.epochs, batch_size=r.batch_size, seed=args.seed,
-                deadline=time.perf_counter() + max(share, 0.0), pacer=pacer, label=label,
+                deadline=time.perf_counter() + max(share, 0.0), pacer=pacer, label=label, on_epoch=boundary.on_epoch,
             )  # fmt: skip
+            if fr.stop_reason == "time_budget":
+                boundary.finish(fr.epochs_run)
             nets.append(net)
-            results.append(_run_result(k, rp, net, fr))
+            results.append(_run_result(k, rp, net, fr, boundary.snapshots))
         reporter.progress(pacer.total, pacer.total, "training done; drawing")
         # 4. the picture
         png = picture.draw(
@@ -310,6 +318,7 @@ def train_toy_mlp(args: TrainToyMlpInput, cfg: LabConfig, reporter: Reporter) ->
         best_run=_best(plan.task, results),
         time_budget_s=plan.budget_s,
         **files.fields(),
+        view=snapshots.view_grid(extent, v_range, xy_tr, y_tr, xy_te, y_te),
     )
     store.write_metrics(files, result, args)
     caption = "Decision boundary" if plan.task == "classification" else "Regression surface"

@@ -19,7 +19,7 @@ def _colormap():
     return LinearSegmentedColormap.from_list("playground", [ORANGE, "#e8eaeb", BLUE])
 
 
-def _extent(xy, custom: bool) -> tuple[float, float, float, float]:
+def extent(xy, custom: bool) -> tuple[float, float, float, float]:
     if not custom:
         return (-data.EXTENT, data.EXTENT, -data.EXTENT, data.EXTENT)
     lo, hi = xy.min(0).values, xy.max(0).values
@@ -41,7 +41,7 @@ def draw(runs: list, xy_tr, y_tr, xy_te, y_te, task: str, custom: bool = False) 
         2 * nrows, ncols, squeeze=False,
         gridspec_kw={"height_ratios": [3.2, 1.5] * nrows, "hspace": 0.42, "wspace": 0.32},
     )  # fmt: skip
-    x0, x1, y0, y1 = ext = _extent(torch.cat([xy_tr, xy_te]), custom)
+    x0, x1, y0, y1 = ext = extent(torch.cat([xy_tr, xy_te]), custom)
     gx, gy = torch.meshgrid(
         torch.linspace(x0, x1, GRID, dtype=torch.float64),
         torch.linspace(y0, y1, GRID, dtype=torch.float64),

@@ -175,6 +175,14 @@ class LayerGradient(BaseModel):
     end: float | None = Field(description="The same after training (null if training diverged).")
 
 
+class BoundarySnapshot(BaseModel):
+    epoch: int = Field(ge=0, description="Epoch of this snapshot (0 = before training).")
+    values_b64: str = Field(
+        description="The network's output on the view grid (see TrainToyMlpResult.view), base64 of grid x grid "
+        "uint8, rows from y_min up, value = v_min + (v_max - v_min) * byte / 255."
+    )
+
+
 class RunResult(BaseModel):
     name: str = Field(description="The variant's name (its overrides unless it gave 'name').")
     overrides: dict[str, Any] = Field(description="The arguments this run changed from the base call.")
@@ -205,6 +213,19 @@ class RunResult(BaseModel):
     weights_prefix: str = Field(
         description="Key prefix of this run's tensors in the weights file, e.g. 'run0.'."
     )
+    boundary: list[BoundarySnapshot] = Field(
+        description="The decision boundary / surface at a few epochs (for the interactive view), oldest first."
+    )
+
+
+class ViewGrid(BaseModel):
+    extent: list[float] = Field(description="[x_min, x_max, y_min, y_max] of the snapshot grid.")
+    grid: int = Field(ge=2, description="Snapshot grid points per side.")
+    v_min: float = Field(description="Output value of byte 0 (0 = class 0 for classification).")
+    v_max: float = Field(description="Output value of byte 255 (1 = class 1 for classification).")
+    points: list[list[float]] = Field(
+        description="A sample of the data, [x1, x2, label_or_target, 1 if test else 0], at most 200 points."
+    )
 
 
 class TrainToyMlpResult(BaseModel):
@@ -228,3 +249,4 @@ class TrainToyMlpResult(BaseModel):
         description="Saved safetensors: 'run{k}.fc{i}.weight' / '.bias' in nn.Linear layout."
     )
     weights_uri: str = Field(description="The weights as a resource.")
+    view: ViewGrid = Field(description="Grid and data sample that the runs' boundary snapshots refer to.")

@@ -170,8 +170,12 @@ def fit(
     deadline: float,
     pacer: Pacer,
     label: str = "",
+    on_epoch: Callable[[int], None] | None = None,
 ) -> FitResult:
-    """Train `net` in place. Stops at `epochs`, at `deadline` (time.perf_counter()), or on a non-finite loss."""
+    """Train `net` in place. Stops at `epochs`, at `deadline` (time.perf_counter()), or on a non-finite loss.
+
+    `on_epoch(e)` is called before training (e = 0) and after each completed epoch with finite weights.
+    """
     import torch
 
     task, x, y = data.task, data.x_train, data.y_train
@@ -194,6 +198,8 @@ def fit(
         return f"{label}epoch {res.epochs_run}/{epochs}, train loss {last:.4f}"
 
     record(0)
+    if on_epoch is not None:
+        on_epoch(0)
     n = x.shape[0]
     drop = dropout_gen if net.dropout > 0 else None
     for epoch in range(1, epochs + 1):
@@ -216,6 +222,8 @@ def fit(
         finite = bool(torch.isfinite(net.params).all())
         if finite and epoch in keep:
             finite = record(epoch)
+        if finite and on_epoch is not None:
+            on_epoch(epoch)
         if not finite:
             res.stop_reason = "diverged"
             res.stop_detail = (
