@@ -100,14 +100,17 @@ class BearerTokenMiddleware:
 def build_http_app(
     mcp: MCPServer, *, host: str = "127.0.0.1", token: str | None = None, stateless: bool = False
 ) -> ASGIApp:
-    """The streamable HTTP ASGI app at /mcp, behind the bearer-token check when a token is given."""
+    """The streamable HTTP ASGI app at /mcp, behind the bearer-token check when a token is given; /lab serves
+    the views in a page of their own (see mcp_server.apps.LabPage)."""
     # json_response stays False: SSE streams carry progress notifications; JSON-only responses drop them.
     app: ASGIApp = mcp.streamable_http_app(
         streamable_http_path=MCP_PATH, json_response=False, stateless_http=stateless, host=host
     )
     if token:
         app = BearerTokenMiddleware(app, token)
-    return app
+    from mcp_server.apps import LabPage
+
+    return LabPage(app)
 
 
 def normalize_token(token: str | None) -> str | None:
@@ -149,6 +152,9 @@ def run_http(mcp: MCPServer, args: argparse.Namespace) -> int:
         MCP_PATH,
         "bearer token required" if token else "no token: loopback only",
         "stateless" if args.stateless else "sessions",
+    )
+    log.info(
+        "the lab's views in a browser: http://%s:%d/lab%s", url_host, args.port, "#token=..." if token else ""
     )
     config = uvicorn.Config(
         app,

@@ -8,6 +8,7 @@ import mimetypes
 from mcp.server.mcpserver import MCPServer
 from mcp.types import CallToolResult, TextContent
 
+from mcp_server import apps
 from mcp_server.adapter import resource_errors
 from tools import __version__
 from tools.config import LabConfig
@@ -45,9 +46,11 @@ def build_server(cfg: LabConfig, registrars: tuple[str, ...] = _REGISTRARS) -> M
         version=__version__,
         instructions=INSTRUCTIONS,
         description="A hands-on deep-learning lab: real PyTorch tools for tensors, training, diffusion and concepts.",
+        extensions=[apps.build_apps()],
     )
     for module_name in registrars:
         importlib.import_module(module_name).register(mcp, cfg)
+    apps.link_tools(mcp)
     _register_outputs(mcp, cfg)
     return mcp
 
