@@ -34,6 +34,13 @@ VIEWS = (
         "Playground",
         "The decision boundary animating over training, loss curves, and controls that re-run train_toy_mlp.",
     ),
+    View(
+        "diffusion.html",
+        "generate_image",
+        "Diffusion",
+        "A slider through the denoising steps, the prompt's tokens, and seed/steps/strength controls that re-run "
+        "generate_image.",
+    ),
 )
 
 

@@ -131,3 +131,38 @@ def test_lab_connects_only_with_the_servers_token(tmp_path, page_factory):
         assert not any(token in u.split("#")[0] for u in p.requests)
     finally:
         server.stop()
+
+
+def test_diffusion_view_steps_through_denoising_and_reruns_with_another_seed(
+    lab_server, page_factory, tmp_path
+):
+    from playwright.sync_api import expect
+
+    p = page_factory(lab_server.origin)
+    args = {"prompt": "a red circle on a blue background", "steps": 4, "show_steps": True}
+    p.page.goto(lab_url(lab_server.origin, "generate_image", args))
+    view = p.page.frame_locator("#view iframe")
+    body = view.locator("body")
+    expect(body).to_have_attribute("data-renders", "1", timeout=300_000)  # the first call loads the pipeline
+    render_ms = float(body.get_attribute("data-render-ms"))
+    assert render_ms < RENDER_BUDGET_MS
+    expect(view.locator(".token")).to_have_count(
+        9
+    )  # <|startoftext|> a red circle on a blue background <|endoftext|>
+    expect(view.locator(".token").nth(2)).to_have_text("red·")
+    final = view.locator("#picture").screenshot()
+    assert share_near(final, (200, 40, 40), tol=70) > 0.02  # some red
+    p.page.locator("#view iframe").screenshot(path=str(screenshot_dir(tmp_path) / "view-diffusion.png"))
+
+    # the slider shows the model's prediction at an early step: another picture than the final one
+    view.locator("#step").fill("0")
+    expect(body).to_have_attribute("data-step", "0")
+    expect(view.locator("#step-label")).to_contain_text("step 1 of 4")
+    assert view.locator("#picture").screenshot() != final
+
+    # another seed: a tool call through the host that reaches the server, and a new picture
+    view.locator("#seed-next").click()
+    expect(body).to_have_attribute("data-renders", "2", timeout=120_000)
+    expect(view.locator("#facts")).to_contain_text("seed 1")
+    assert p.foreign == [] and p.errors == []
+    print(f"\ndiffusion: first render {render_ms:.1f} ms")

@@ -11,6 +11,9 @@ const params = new URLSearchParams(location.hash.slice(1));
 const token = params.get("token");
 
 const log = (text) => ($("#status").textContent = text);
+// A first generate_image call loads the diffusion pipeline; on a busy CPU that took minutes (the SDK's default
+// request timeout is 60 s). Progress notifications reset it.
+const CALL = { timeout: 600_000, resetTimeoutOnProgress: true, onprogress: () => {} };
 window.mllabHost = { calls: 0, resultSentAt: null };
 
 async function connectClient() {
@@ -56,7 +59,7 @@ function exampleArgs(tool) {
   const examples = {
     train_toy_mlp: { dataset: "spiral", epochs: 200 },
     tensorize_image: { image: "mllab://outputs/...", resize: 32 },
-    generate_image: { prompt: "a red circle on a blue background", steps: 8 },
+    generate_image: { prompt: "a red circle on a blue background", steps: 8, show_steps: true },
   };
   return examples[tool?.name] || {};
 }
@@ -83,6 +86,7 @@ async function open(client, tool) {
   const bridge = new AppBridge(client, { name: "ml-lab /lab", version: "0.1.0" }, { serverTools: {}, logging: {} }, {
     hostContext: { theme: matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light", displayMode: "inline" },
   });
+  bridge.oncalltool = (params) => client.callTool(params, CALL); // the view's own calls, with our timeout
   bridge.onsizechange = ({ height }) => {
     if (height != null) frame.style.height = `${Math.min(height + 4, 4000)}px`;
   };
@@ -93,7 +97,12 @@ async function open(client, tool) {
   await initialized;
   await bridge.sendToolInput({ arguments: args });
   log(`running ${tool.name}…`);
-  const result = await client.callTool({ name: tool.name, arguments: args });
+  let result;
+  try {
+    result = await client.callTool({ name: tool.name, arguments: args }, CALL);
+  } catch (err) {
+    result = { isError: true, content: [{ type: "text", text: String(err.message || err) }] };
+  }
   window.mllabHost.calls += 1;
   window.mllabHost.resultSentAt = performance.now();
   await bridge.sendToolResult(result);

@@ -58,18 +58,19 @@ export function connect(name, { onInput, onResult }) {
   const deliver = (result, source) => {
     const t = { source, resultAt: performance.now(), renderedAt: null };
     window.mllabTiming.push(t);
+    let drawn = null;
     if (result.isError) {
       status(errorText(result), "error");
     } else {
       status("");
-      onResult(result);
+      drawn = onResult(result); // may be a promise (images to decode first)
     }
-    requestAnimationFrame(() => {
+    Promise.resolve(drawn).then(() => requestAnimationFrame(() => {
       t.renderedAt = performance.now();
       // also on the page itself, where a test can read it without evaluating script (the CSP forbids eval)
       document.body.dataset.renderMs = (t.renderedAt - t.resultAt).toFixed(1);
       document.body.dataset.renders = String(window.mllabTiming.length);
-    });
+    }));
   };
   app.ontoolinput = (params) => onInput(params.arguments || {});
   app.ontoolresult = (result) => deliver(result, "host");
@@ -81,7 +82,7 @@ export function connect(name, { onInput, onResult }) {
   async function call(tool, args) {
     status(`running ${tool}…`, "busy");
     try {
-      const result = await app.callServerTool({ name: tool, arguments: args });
+      const result = await app.callServerTool({ name: tool, arguments: args }, { timeout: 600_000 });
       deliver(result, "view");
       return result;
     } catch (err) {
@@ -100,6 +101,20 @@ function applyContext(ctx) {
 
 function errorText(result) {
   return (result.content || []).filter((c) => c.type === "text").map((c) => c.text).join("\n") || "error";
+}
+
+/** The result's inline images as data: URIs (what every client gets as image content). */
+export function images(result) {
+  return (result.content || []).filter((c) => c.type === "image").map((c) => `data:${c.mimeType};base64,${c.data}`);
+}
+
+export function loadImage(src) {
+  return new Promise((resolve, reject) => {
+    const im = new Image();
+    im.onload = () => resolve(im);
+    im.onerror = reject;
+    im.src = src;
+  });
 }
 
 export function status(text, kind = "") {
