@@ -35,6 +35,13 @@ VIEWS = (
         "The decision boundary animating over training, loss curves, and controls that re-run train_toy_mlp.",
     ),
     View(
+        "tensor.html",
+        "tensorize_image",
+        "Tensor",
+        "The image, and under the pointer each channel's raw level and tensor value with the CHW/HWC index "
+        "arithmetic; channel heatmaps; layout and normalisation controls that re-run tensorize_image.",
+    ),
+    View(
         "diffusion.html",
         "generate_image",
         "Diffusion",

@@ -26,9 +26,11 @@ class LabServer:
         self.port = _free_port()
         self.origin = f"http://127.0.0.1:{self.port}"
         self.output_dir = tmp / "out"
+        self.images = tmp / "images"  # a folder the server may read images from
+        self.images.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mcp_server", "--transport", "streamable-http", "--port", str(self.port),
-             "--output-dir", str(self.output_dir), *flags],
+             "--output-dir", str(self.output_dir), "--allow-dir", str(self.images), *flags],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT,
         )  # fmt: skip
         deadline = time.monotonic() + 60

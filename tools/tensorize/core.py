@@ -371,6 +371,7 @@ def tensorize(args: TensorizeInput, cfg: LabConfig, reporter: Reporter | None = 
         picture_path=str(picture_path),
         picture_uri=output_uri(cfg, picture_path),
         notes=p.notes,
+        view=report.view_sample(core),
     )
     reporter.progress(4, 4, "done")
     summary = (

@@ -1,7 +1,10 @@
-"""Everything around the tensorize core: exact statistics from histograms, the k x k preview, the saved tensor."""
+"""Everything around the tensorize core: exact statistics from histograms, the k x k preview, the saved tensor,
+and the interactive view's pixel sample."""
 
 from __future__ import annotations
 
+import base64
+import math
 from typing import TYPE_CHECKING, Literal
 
 from tools.config import LabConfig
@@ -11,6 +14,7 @@ from tools.tensorize.schema import (
     ChannelStats,
     SavedTensor,
     TensorizeInput,
+    TensorView,
 )
 
 if TYPE_CHECKING:
@@ -77,4 +81,27 @@ def save_tensor(x, args: TensorizeInput, cfg: LabConfig, meta: dict[str, str]) -
     fmt: Literal["pt", "npy", "safetensors"] = args.save  # type: ignore[assignment]  # never "none" here
     return SavedTensor(
         format=fmt, path=str(path), uri=output_uri(cfg, path), bytes=path.stat().st_size, load_code=load
+    )
+
+
+VIEW_SIDE = 48  # sampled pixels per side, for the view: at most 48 x 48 x 4 bytes, 9 kB of base64
+
+
+def view_sample(core: Core) -> TensorView:
+    """What the tensor view needs: every `stride`-th pixel's raw levels (nearest, so every value shown is a real
+    one) and the core's own table of the value each level became (normalisation and dtype included), so the
+    view looks values up and computes none."""
+    import numpy as np
+
+    im = core.pixels if core.plan.crop_box is None else core.pixels.crop(core.plan.crop_box)
+    w, h = im.size
+    stride = max(1, math.ceil(max(w, h) / VIEW_SIDE))
+    a = np.asarray(im).reshape(h, w, -1)[::stride, ::stride]  # (h', w', C) uint8
+    table = core.lut.numpy().astype("<f4")  # (C, 256)
+    return TensorView(
+        width=a.shape[1],
+        height=a.shape[0],
+        stride=stride,
+        pixels_b64=base64.b64encode(np.ascontiguousarray(a).tobytes()).decode("ascii"),
+        lut_b64=base64.b64encode(table.tobytes()).decode("ascii"),
     )

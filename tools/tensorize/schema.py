@@ -160,6 +160,20 @@ class SavedTensor(BaseModel):
     load_code: str = Field(description="Python that loads it back as a torch tensor `x`.")
 
 
+class TensorView(BaseModel):
+    width: int = Field(description="Sampled pixels per row.")
+    height: int = Field(description="Sampled rows.")
+    stride: int = Field(
+        ge=1, description="Sample (i, j) is tensor pixel (row i * stride, column j * stride)."
+    )
+    pixels_b64: str = Field(
+        description="base64 of height x width x channels uint8: the raw levels of the sampled pixels (HWC)."
+    )
+    lut_b64: str = Field(
+        description="base64 of channels x 256 float32 little-endian: the tensor value each uint8 level became."
+    )
+
+
 class TensorizeResult(BaseModel):
     shape: list[int] = Field(description="Tensor shape, e.g. [3, 224, 224] or [1, 3, 224, 224].")
     dtype: str = Field(description="Element type, e.g. torch.float32.")
@@ -186,4 +200,7 @@ class TensorizeResult(BaseModel):
     picture_uri: str = Field(description="mllab://outputs/... URI of that picture.")
     notes: list[str] = Field(
         description="Things worth knowing about this conversion (dropped alpha, 16-bit, ...)."
+    )
+    view: TensorView = Field(
+        description="A pixel sample and the level -> value table, for the interactive view."
     )

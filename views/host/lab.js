@@ -58,7 +58,7 @@ async function main() {
 function exampleArgs(tool) {
   const examples = {
     train_toy_mlp: { dataset: "spiral", epochs: 200 },
-    tensorize_image: { image: "mllab://outputs/...", resize: 32 },
+    tensorize_image: { image: "photo.jpg", resize: 64 },
     generate_image: { prompt: "a red circle on a blue background", steps: 8, show_steps: true },
   };
   return examples[tool?.name] || {};
