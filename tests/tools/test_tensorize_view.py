@@ -27,7 +27,9 @@ def photo(tmp_path):
 
 
 def decode(view, channels: int) -> tuple[np.ndarray, np.ndarray]:
-    pixels = np.frombuffer(base64.b64decode(view.pixels_b64), np.uint8).reshape(view.height, view.width, channels)
+    pixels = np.frombuffer(base64.b64decode(view.pixels_b64), np.uint8).reshape(
+        view.height, view.width, channels
+    )
     lut = np.frombuffer(base64.b64decode(view.lut_b64), "<f4").reshape(channels, 256)
     return pixels, lut
 

@@ -67,7 +67,6 @@ def test_playground_renders_the_boundary_and_retrains_when_a_control_changes(
     expect(view.locator("figcaption").first).to_contain_text("test accuracy")
     render_ms = float(body.get_attribute("data-render-ms"))
     assert render_ms < RENDER_BUDGET_MS
-    p.page.locator("#view iframe").screenshot(path=str(screenshot_dir(tmp_path) / "view-playground.png"))
 
     # 2. a control change re-runs the tool through the host and the server, and the view shows the new run
     view.locator("#activation").select_option("relu")
@@ -88,6 +87,8 @@ def test_playground_renders_the_boundary_and_retrains_when_a_control_changes(
     ]
     second_render_ms = float(body.get_attribute("data-render-ms"))
     assert second_render_ms < RENDER_BUDGET_MS
+    expect(body).to_have_attribute("data-frame", "last", timeout=10_000)
+    p.page.locator("#view iframe").screenshot(path=str(screenshot_dir(tmp_path) / "view-playground.png"))
 
     # 4. nothing left the page but requests to its own server
     assert p.foreign == [] and p.errors == []

@@ -7,6 +7,7 @@ enough for the text copy of the result that the assistant reads as well. The vie
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from tools.toy_mlp import data
@@ -54,7 +55,7 @@ class Recorder:
     def __init__(
         self,
         net: MLP,
-        features: list[str],
+        features: Sequence[str],
         task: str,
         extent: tuple[float, float, float, float],
         v_range: tuple[float, float],
