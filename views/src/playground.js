@@ -18,14 +18,14 @@ const VARIANT_KEYS = ["features", "hidden_layers", "activation", "learning_rate"
 const FRAME_MS = 350;
 const SIDE = 240;
 
-let args = { ...DEFAULTS }; // the arguments of the last call (the controls show these)
+let args = {}; // the arguments of the last call as given (the controls show these, or the defaults)
 let result = null;
 let frame = 0;
 let timer = null;
 
 const lab = connect("ml-lab playground", {
   onInput: (input) => {
-    args = { ...DEFAULTS, ...input };
+    args = { ...input };
     showControls();
   },
   onResult: (res) => render(res.structuredContent),
@@ -63,14 +63,15 @@ function ensureOption(id, value) {
 }
 
 function showControls() {
-  const custom = args.dataset === "custom";
-  ensureOption("dataset", args.dataset);
-  $("#noise").value = String(args.noise ?? 0);
+  const a = { ...DEFAULTS, ...args };
+  const custom = a.dataset === "custom";
+  ensureOption("dataset", a.dataset);
+  $("#noise").value = String(a.noise);
   $("#noise").disabled = custom; // noise applies to generated data only
-  $("#noise-out").textContent = String(args.noise ?? 0);
-  for (const box of document.querySelectorAll(".features input")) box.checked = (args.features || []).includes(box.value);
-  $("#hidden_layers").value = (args.hidden_layers || []).join(", ");
-  for (const key of ["activation", "learning_rate", "regularization", "regularization_rate", "epochs"]) ensureOption(key, args[key]);
+  $("#noise-out").textContent = String(a.noise);
+  for (const box of document.querySelectorAll(".features input")) box.checked = a.features.includes(box.value);
+  $("#hidden_layers").value = a.hidden_layers.join(", ");
+  for (const key of ["activation", "learning_rate", "regularization", "regularization_rate", "epochs"]) ensureOption(key, a[key]);
 }
 
 function readControls() {
@@ -104,10 +105,10 @@ function changed() {
     status("pick at least one feature", "error");
     return;
   }
-  const before = { ...args };
+  const before = { ...DEFAULTS, ...args };
   const call = { ...args, ...next };
   delete call.variants;
-  if ($("#compare").checked && before.dataset === call.dataset && before.noise === call.noise) {
+  if ($("#compare").checked && before.dataset === call.dataset && before.noise === (call.noise ?? 0)) {
     call.variants = [
       { name: "before", ...pick(before, VARIANT_KEYS) },
       { name: "now", ...pick(call, VARIANT_KEYS) },
