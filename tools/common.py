@@ -48,6 +48,13 @@ class Reporter(Protocol):
         """Raise `Cancelled` if the client has cancelled the call."""
         ...
 
+    def partial(self, result: BaseModel | dict[str, Any]) -> None:
+        """The latest partial result (e.g. the loss curve so far). A job keeps it; a direct call ignores it.
+
+        Optional: a reporter without this method is still a Reporter; call it through `report_partial`.
+        """
+        ...
+
 
 class NullReporter:
     """The reporter for direct calls (tests, scripts): no progress, never cancelled."""
@@ -57,6 +64,16 @@ class NullReporter:
 
     def check_cancelled(self) -> None:
         return None
+
+    def partial(self, result: BaseModel | dict[str, Any]) -> None:
+        return None
+
+
+def report_partial(reporter: Reporter, result: BaseModel | dict[str, Any]) -> None:
+    """Hand `result` to the reporter's `partial`, if it has one (older reporters only report progress)."""
+    method = getattr(reporter, "partial", None)
+    if method is not None:
+        method(result)
 
 
 @dataclass

@@ -51,6 +51,33 @@ class Limits(BaseModel):
     )
 
 
+class JobSettings(BaseModel):
+    """How the job runner behaves: concurrency and how much finished history it keeps (CLI: --jobs-*)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    max_heavy: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="CPU-heavy jobs that run at once; more wait in a queue (fast tools never do).",
+    )
+    max_history: int = Field(
+        100, ge=1, le=100_000, description="Finished jobs kept; the oldest finished ones are deleted first."
+    )
+    max_history_mb: float = Field(
+        200.0,
+        gt=0,
+        description="Disk cap of the kept job records and results, MB; oldest finished deleted first.",
+    )
+    default_wait_s: float = Field(
+        40.0, ge=0, description="How long a long tool call waits for its job before returning a job handle."
+    )
+    max_wait_s: float = Field(
+        55.0, ge=0, description="Largest wait_s a caller may ask for (clients cut calls at about 60 s)."
+    )
+
+
 class LabConfig(BaseModel):
     """Where tools may read, where they write, which user models exist, and the limits."""
 
@@ -60,6 +87,7 @@ class LabConfig(BaseModel):
     allowed_dirs: list[Path]
     model_dirs: list[Path] = Field(default_factory=list)
     limits: Limits = Field(default_factory=Limits)
+    jobs: JobSettings = Field(default_factory=JobSettings)
 
     @classmethod
     def create(
@@ -68,6 +96,7 @@ class LabConfig(BaseModel):
         allowed_dirs: Sequence[Path | str] | None = None,
         model_dirs: Sequence[Path | str] | None = None,
         limits: Limits | None = None,
+        jobs: JobSettings | None = None,
     ) -> LabConfig:
         """Resolve folders (symlinks included) and make the output dir. The output dir is always readable."""
         out = Path(output_dir).expanduser().resolve()
@@ -76,7 +105,13 @@ class LabConfig(BaseModel):
         if out not in allowed:
             allowed.append(out)
         models = [Path(p).expanduser().resolve() for p in (model_dirs or [])]
-        return cls(output_dir=out, allowed_dirs=allowed, model_dirs=models, limits=limits or Limits())
+        return cls(
+            output_dir=out,
+            allowed_dirs=allowed,
+            model_dirs=models,
+            limits=limits or Limits(),
+            jobs=jobs or JobSettings(),
+        )
 
 
 def default_output_dir() -> Path:
