@@ -314,3 +314,35 @@ def test_zero_init_keeps_every_hidden_unit_identical_after_training(cfg):
 def test_mse_on_classification_trains_through_the_sigmoid(cfg):
     (r,) = train(cfg, dataset="gauss", hidden_layers=[], loss="mse", learning_rate=0.05, **FAST).result.runs
     assert r.loss_function == "mse" and r.test_accuracy >= 0.95 and r.test_loss < 0.1
+
+
+class PartialRecorder(CancelAfter):
+    def __init__(self):
+        super().__init__()
+        self.partials: list[dict] = []
+
+    def partial(self, result):
+        self.partials.append(json.loads(json.dumps(result)))
+
+
+def test_partial_results_are_the_loss_curves_so_far_and_agree_with_the_final_result(cfg):
+    rep = PartialRecorder()
+    args = TrainToyMlpInput(
+        epochs=40,
+        n_samples=200,
+        hidden_layers=[16, 16],
+        variants=[{"name": "a"}, {"name": "b", "activation": "relu"}],
+    )
+    out = run(args, cfg, rep)
+    assert len(rep.partials) >= 2, "a run of over a second sends partial results"
+    final = {r.name: r for r in out.result.runs}
+    for p in rep.partials:
+        cur = p["current_run"]
+        ref = final[cur["name"].split("'")[1]].history if "'" in cur["name"] else out.result.runs[0].history
+        n = len(cur["history"]["epochs"])
+        # the curve so far is exactly the start of the final curve: the same epochs, the same losses
+        assert cur["history"]["epochs"] == ref.epochs[:n]
+        assert cur["history"]["train_loss"] == pytest.approx(ref.train_loss[:n])
+        for done in p["finished_runs"]:
+            assert done["test_loss"] == pytest.approx(final[done["name"]].test_loss)
+    assert any(p["finished_runs"] for p in rep.partials) or len(out.result.runs) == 1

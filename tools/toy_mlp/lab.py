@@ -297,6 +297,9 @@ def train_toy_mlp(args: TrainToyMlpInput, cfg: LabConfig, reporter: Reporter) ->
                 boundary.finish(fr.epochs_run)
             nets.append(net)
             results.append(_run_result(k, rp, net, fr, boundary.snapshots))
+            pacer.finished_runs.append(
+                {"name": rp.name, "train_loss": results[-1].train_loss, "test_loss": results[-1].test_loss}
+            )
         reporter.progress(pacer.total, pacer.total, "training done; drawing")
         # 4. the picture
         png = picture.draw(

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import TYPE_CHECKING
 
-from tools.common import Reporter
+from tools.common import Reporter, report_partial
 from tools.toy_mlp.model import MLP, loss_grad, loss_value
 from tools.toy_mlp.schema import StopReason
 
@@ -136,7 +136,8 @@ def gradient_norms(net: MLP, x: torch.Tensor, y: torch.Tensor, task: str, loss: 
 
 
 class Pacer:
-    """Checks cancellation every POLL_S seconds and sends progress at most every PROGRESS_S seconds."""
+    """Checks cancellation every POLL_S seconds; sends progress and the partial result (the loss curves so far,
+    which a job keeps) at most every PROGRESS_S seconds."""
 
     def __init__(self, reporter: Reporter, total_epochs: int):
         self.reporter = reporter
@@ -144,13 +145,15 @@ class Pacer:
         self.done_before = 0  # epochs of earlier runs in this call
         self.next_poll = 0.0
         self.next_progress = 0.0
+        self.finished_runs: list[dict] = []  # name and final losses of the runs already trained
 
-    def poll(self, now: float, epoch: int, message: Callable[[], str]) -> None:
+    def poll(self, now: float, epoch: int, message: Callable[[], str], partial: Callable[[], dict]) -> None:
         self.reporter.check_cancelled()
         self.next_poll = now + POLL_S
         if now >= self.next_progress:
             self.next_progress = now + PROGRESS_S
             self.reporter.progress(self.done_before + epoch, self.total, message())
+            report_partial(self.reporter, {"finished_runs": self.finished_runs, "current_run": partial()})
 
 
 def _history_epochs(epochs: int) -> set[int]:
@@ -197,6 +200,21 @@ def fit(
         last = res.train_loss[-1] if res.train_loss else float("nan")
         return f"{label}epoch {res.epochs_run}/{epochs}, train loss {last:.4f}"
 
+    def partial() -> dict:
+        def finite(v: list[float]) -> list[float | None]:
+            return [x if math.isfinite(x) else None for x in v]
+
+        return {
+            "name": label.rstrip(": ") or "run 1/1",
+            "epochs_run": res.epochs_run,
+            "epochs_requested": epochs,
+            "history": {
+                "epochs": res.epochs,
+                "train_loss": finite(res.train_loss),
+                "test_loss": finite(res.test_loss),
+            },
+        }
+
     record(0)
     if on_epoch is not None:
         on_epoch(0)
@@ -211,7 +229,7 @@ def fit(
             opt.step()
             now = time.perf_counter()
             if now >= pacer.next_poll:
-                pacer.poll(now, epoch - 1, message)
+                pacer.poll(now, epoch - 1, message, partial)
                 if now >= deadline:
                     res.stop_reason = "time_budget"
                     res.stop_detail = f"time budget reached during epoch {epoch} of {epochs}"
