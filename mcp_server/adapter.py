@@ -25,6 +25,7 @@ from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
 from mcp.types import CallToolResult, ImageContent, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict
 
+from mcp_server import jobs
 from tools.arguments import InvalidArguments, parse_arguments
 from tools.common import Cancelled, InvalidArgument, ToolFailure, ToolOutput
 from tools.config import LabConfig
@@ -62,6 +63,14 @@ class McpReporter:
             if _is_cancellation(exc):
                 raise Cancelled() from None
             raise
+
+    @property
+    def ctx(self) -> Context | None:
+        """The MCP request context (the job tools read who is calling from it)."""
+        return self._ctx
+
+    def partial(self, result: Any) -> None:
+        return None  # a direct call has only its final result; a job keeps partial results (tools/jobs)
 
     def check_cancelled(self) -> None:
         try:
@@ -152,12 +161,16 @@ def register_tool(
     run: RunFn,
     annotations: ToolAnnotations,
     progress_interval_s: float = 0.0,
+    long_running: bool = False,
 ) -> None:
     """Register `run(input_model(**args), cfg, reporter) -> ToolOutput` as the MCP tool `name`.
 
     The inputSchema is the input model's JSON schema (types, bounds, descriptions, no extra keys); the
     outputSchema is the result model. The input model validates the arguments once; `run` receives it with
     `model_fields_set` telling which arguments the caller gave.
+
+    `long_running=True` runs the tool as a job (mcp_server/jobs.py): it gains a `wait_s` argument (how long the
+    call may wait) and, when the work outlives it, returns a job handle instead of its result.
     """
     if input_model.model_config.get("extra") != "forbid":
         raise TypeError(
@@ -166,11 +179,16 @@ def register_tool(
 
     def call(arguments: dict[str, Any], ctx: Context) -> CallToolResult:
         try:
+            if long_running:
+                arguments = dict(arguments)
+                wait_s = jobs.check_wait_s(arguments.pop("wait_s", cfg.jobs.default_wait_s), cfg)
             args = parse_arguments(input_model, arguments, name)
-        except InvalidArguments as exc:
+        except (InvalidArguments, InvalidArgument) as exc:
             raise ToolError(str(exc)) from None
         reporter = McpReporter(ctx, progress_interval_s)
         try:
+            if long_running:
+                return jobs.run_long(mcp, cfg, name, args, run, ctx, reporter, wait_s, to_call_result)
             return to_call_result(run(args, cfg, reporter))
         except (InvalidArgument, ToolFailure) as exc:
             raise ToolError(str(exc)) from None
@@ -189,7 +207,7 @@ def register_tool(
     call.__annotations__ = {
         "arguments": dict,
         "ctx": Context,
-        "return": Annotated[CallToolResult, result_model],
+        "return": Annotated[CallToolResult, jobs.result_or_job_model(result_model) if long_running else result_model],
     }
     mcp.add_tool(
         call, name=name, title=title, description=description, annotations=annotations, structured_output=True
@@ -198,3 +216,8 @@ def register_tool(
     assert tool is not None
     tool.parameters = input_model.model_json_schema()
     tool.fn_metadata.arg_model = _RawArguments
+    if long_running:
+        jobs.long_tools_of(mcp).add(name)
+        tool.parameters["properties"]["wait_s"] = jobs.wait_s_schema(cfg)
+        # Published: the result's and the job handle's properties side by side (see jobs.result_or_job_schema).
+        tool.fn_metadata.output_schema = jobs.result_or_job_schema(result_model)

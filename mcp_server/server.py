@@ -35,6 +35,7 @@ _REGISTRARS = (
     "mcp_server.tool_tokenize_text",
     "mcp_server.tool_tiny_gpt",
     "mcp_server.tool_sample_text",
+    "mcp_server.tool_jobs",
 )
 
 

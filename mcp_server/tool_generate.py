@@ -47,6 +47,7 @@ def register(mcp: MCPServer, cfg: LabConfig) -> None:
         result_model=generate.GenerateResult,
         run=generate.run,
         annotations=WRITES_NEW_FILES,  # new PNGs; same seed and arguments, same picture
+        long_running=True,
     )
     register_tool(
         mcp,

@@ -35,6 +35,7 @@ def register(mcp: MCPServer, cfg: LabConfig) -> None:
         run=toy_mlp.run,
         annotations=WRITES_NEW_FILES,  # each call saves a run
         progress_interval_s=0.2,
+        long_running=True,
     )
 
     @mcp.resource(

@@ -1,0 +1,328 @@
+"""Jobs over MCP: long tools that return a job when they outlive `wait_s`, and the tools to follow one up.
+
+A long tool (registered with `long_running=True`) runs as a job on the server's `JobRunner`. The call waits up to
+`wait_s` seconds (default 40: under the ~60 s at which common clients cut a call), forwarding the job's progress as
+MCP progress notifications. Done in time: the normal result, exactly as a direct call gives it. Not done: a job
+handle (id, status, progress, partial result) and the next step in words. `job_status` waits again and returns
+the final result with its pictures; `cancel_job` stops one; `list_jobs` and `mllab://jobs` list them.
+
+Over HTTP with bearer tokens, a job belongs to the token that started it: another token's calls see "no such
+job", exactly as for an id that never existed. On stdio (one client) every job is the one client's.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from typing import Any, Literal, Union
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError
+from mcp.types import CallToolResult, ImageContent, TextContent
+from pydantic import BaseModel, ConfigDict, Field, RootModel
+
+from tools.common import Cancelled, InvalidArgument, Reporter, ToolOutput
+from tools.config import LabConfig
+from tools.jobs import JOB_STATUSES, Job, JobRecord, JobRunner, JobStatus, Progress
+
+WAIT_POLL_S = 0.25  # a waiting call checks for the client's cancel at least this often
+
+
+def runner_of(mcp: MCPServer, cfg: LabConfig) -> JobRunner:
+    """The server's job runner (one per server), created on first use under `<output>/jobs`."""
+    runner = getattr(mcp, "_ml_lab_jobs", None)
+    if runner is None:
+        runner = JobRunner(cfg.output_dir / "jobs", cfg.jobs)
+        mcp._ml_lab_jobs = runner  # type: ignore[attr-defined]
+    return runner
+
+
+def owner_of(ctx: Context | None) -> str:
+    """Who a call speaks for: the digest of its HTTP bearer token, or 'local' (stdio, or HTTP without a token)."""
+    headers = None
+    try:
+        headers = ctx.headers if ctx is not None else None
+    except (AttributeError, LookupError, ValueError):
+        headers = None
+    auth = (headers or {}).get("authorization") or ""
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return "local"
+    return "token-" + hashlib.sha256(token.strip().encode("utf-8")).hexdigest()[:24]
+
+
+# ---- what the client sees
+
+
+class JobView(BaseModel):
+    """A job as a client sees it: where it stands, and its result when it has one."""
+
+    job_id: str = Field(description="The job's id: pass it to job_status or cancel_job.")
+    tool: str = Field(description="The tool this job runs.")
+    status: JobStatus = Field(
+        description="queued (waits for a free slot), running, completed, failed, cancelled, or interrupted "
+        "(the server stopped while it ran; its last partial result is kept)."
+    )
+    progress: Progress = Field(description="The tool's latest progress report.")
+    partial: dict[str, Any] | None = Field(
+        None,
+        description="The tool's latest partial result (e.g. the loss curve so far), while it has no final one.",
+    )
+    result: dict[str, Any] | None = Field(
+        None, description="The final result (status completed), as the tool returns it."
+    )
+    error: str | None = Field(None, description="Why it failed, was cancelled or interrupted.")
+    arguments: dict[str, Any] = Field(description="The arguments the job was started with.")
+    created_at: str = Field(description="When the job was started (UTC, ISO 8601).")
+    elapsed_s: float = Field(description="Seconds from start to finish, or until now if it still runs.")
+    next_step: str = Field(description="What to do next, in words.")
+
+
+class JobList(BaseModel):
+    jobs: list[JobView] = Field(
+        description="This client's jobs, newest first (without partial or final results)."
+    )
+
+
+def _iso(t: float | None) -> str:
+    return dt.datetime.fromtimestamp(t or 0, dt.UTC).isoformat(timespec="seconds")
+
+
+def view(
+    rec: JobRecord, result: dict[str, Any] | None = None, *, brief: bool = False, wait_s: float = 40
+) -> JobView:
+    end = rec.finished_at or time.time()
+    if rec.status in ("queued", "running"):
+        step = f'call job_status with job_id="{rec.job_id}", wait_s={wait_s:g} to wait for the result'
+        step += " (or cancel_job to stop it)"
+    elif rec.status == "completed":
+        step = (
+            "done: the result is in `result`"
+            if result is not None
+            else f'call job_status with job_id="{rec.job_id}"'
+        )
+    else:
+        step = f"run {rec.tool} again to redo it"
+    return JobView(
+        job_id=rec.job_id,
+        tool=rec.tool,
+        status=rec.status,
+        progress=rec.progress,
+        partial=None if brief or rec.status == "completed" else rec.partial,
+        result=None if brief else result,
+        error=rec.error,
+        arguments=rec.arguments,
+        created_at=_iso(rec.created_at),
+        elapsed_s=round(end - (rec.started_at or rec.created_at), 2),
+        next_step=step,
+    )
+
+
+def _progress_text(p: Progress) -> str:
+    if p.total:
+        text = f"{p.done:g}/{p.total:g}"
+    elif p.done:
+        text = f"{p.done:g}"
+    else:
+        return "no progress yet"
+    return f"{text}: {p.message}" if p.message else text
+
+
+def view_result(v: JobView, images: list | None = None, summary: str | None = None) -> CallToolResult:
+    data = v.model_dump(mode="json")
+    head = f"Job {v.job_id} ({v.tool}): {v.status}"
+    if v.status in ("queued", "running"):
+        head += f" after {v.elapsed_s:g} s ({_progress_text(v.progress)}). Next: {v.next_step}."
+    elif v.error:
+        head += f": {v.error}"
+    content: list[Any] = [TextContent(type="text", text=head)]
+    if summary:
+        content.append(TextContent(type="text", text=summary))
+    content.append(TextContent(type="text", text=json.dumps(data, ensure_ascii=False, separators=(",", ":"))))
+    for img in images or []:
+        content.append(
+            ImageContent(
+                type="image", data=base64.b64encode(img.png).decode("ascii"), mime_type=img.mime_type
+            )
+        )
+    return CallToolResult(content=content, structured_content=data)
+
+
+def result_or_job_model(result_model: type[BaseModel]) -> type[BaseModel]:
+    """The outputSchema of a long tool: its normal result, or a job handle when it outlived `wait_s`."""
+
+    class ResultOrJob(RootModel[Union[result_model, JobView]]):  # type: ignore[valid-type]  # noqa: UP007
+        model_config = ConfigDict(json_schema_extra={"type": "object"})  # MCP wants an object at the root
+
+    ResultOrJob.__name__ = f"{result_model.__name__}OrJob"
+    return ResultOrJob
+
+
+# ---- waiting
+
+
+def check_wait_s(value: Any, cfg: LabConfig, argument: str = "wait_s") -> float:
+    top = cfg.jobs.max_wait_s
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (0 <= value <= top):
+        raise InvalidArgument(
+            argument, value, f"must be a number of seconds from 0 (return at once) to {top:g}"
+        )
+    return float(value)
+
+
+def wait_s_schema(cfg: LabConfig) -> dict[str, Any]:
+    return {
+        "type": "number",
+        "minimum": 0,
+        "maximum": cfg.jobs.max_wait_s,
+        "default": cfg.jobs.default_wait_s,
+        "description": f"Seconds this call may wait for the work (0 = return a job at once; at most "
+        f"{cfg.jobs.max_wait_s:g}). Work that takes longer goes on as a job: the call returns its job_id, progress "
+        "and partial result, and job_status returns the result.",
+    }
+
+
+def wait_for(job: Job, wait_s: float, reporter: Reporter) -> bool:
+    """Wait up to `wait_s` for `job` to finish, passing its progress to `reporter` (whose cancel ends the wait)."""
+    deadline = time.monotonic() + wait_s
+    seen = -1
+    while not job.finished:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        version = job.wait_change(seen, min(left, WAIT_POLL_S))
+        if version != seen and not job.finished:
+            seen = version
+            p = job.record.progress
+            reporter.progress(p.done, p.total, p.message)  # also a cancellation check
+        else:
+            reporter.check_cancelled()
+    return True
+
+
+def run_long(
+    mcp: MCPServer,
+    cfg: LabConfig,
+    name: str,
+    args: BaseModel,
+    run: Callable[[Any, LabConfig, Any], ToolOutput],
+    ctx: Context | None,
+    reporter: Reporter,
+    wait_s: float,
+    to_call_result: Callable[[ToolOutput], CallToolResult],
+    heavy: bool = True,
+) -> CallToolResult:
+    """Run a long tool as a job; its normal result if it finishes within `wait_s`, else a job handle."""
+    runner = runner_of(mcp, cfg)
+    arguments = args.model_dump(mode="json", exclude_unset=True)
+    job = runner.submit(name, arguments, lambda rep: run(args, cfg, rep), owner=owner_of(ctx), heavy=heavy)
+    try:
+        finished = wait_for(job, wait_s, reporter)
+    except Cancelled:  # the client cancelled this call: the work it started stops too
+        runner.cancel(job)
+        raise ToolError(f"{name} was cancelled") from None
+    if not finished:
+        return view_result(view(job.snapshot(), wait_s=cfg.jobs.default_wait_s))
+    rec = job.snapshot()
+    if rec.status == "completed" and job.output is not None:
+        return to_call_result(job.output)
+    if rec.status == "cancelled":
+        raise ToolError(f"{name} was cancelled")
+    raise ToolError(rec.error or f"{name} failed")
+
+
+# ---- the job tools and resources
+
+
+class JobStatusInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    job_id: str = Field(description="The job's id, from the long tool's answer or list_jobs.")
+    wait_s: float = Field(
+        40.0, ge=0, description="Seconds to wait for the job to finish before answering (0 = answer at once)."
+    )
+
+
+class CancelJobInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    job_id: str = Field(description="The job's id.")
+
+
+class ListJobsInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["queued", "running", "completed", "failed", "cancelled", "interrupted"] | None = Field(
+        None, description="Only jobs with this status."
+    )
+    tool: str | None = Field(None, max_length=100, description="Only jobs of this tool.")
+
+
+def job_status(
+    mcp: MCPServer, cfg: LabConfig, ctx: Context | None, job_id: str, wait_s: float, reporter: Reporter
+):
+    runner = runner_of(mcp, cfg)
+    wait_s = check_wait_s(wait_s, cfg)
+    job = runner.get(job_id, owner_of(ctx))
+    try:
+        wait_for(job, wait_s, reporter)
+    except Cancelled:
+        raise ToolError(f"job_status stopped waiting (cancelled); job {job_id} goes on") from None
+    rec = job.snapshot()
+    stored = runner.result(job) if rec.status == "completed" else None
+    v = view(rec, stored.data if stored else None, wait_s=cfg.jobs.default_wait_s)
+    return view_result(v, stored.images if stored else None, stored.summary if stored else None)
+
+
+def cancel_job(mcp: MCPServer, cfg: LabConfig, ctx: Context | None, job_id: str) -> CallToolResult:
+    runner = runner_of(mcp, cfg)
+    job = runner.get(job_id, owner_of(ctx))
+    rec = runner.cancel(job)
+    return view_result(view(rec, wait_s=cfg.jobs.default_wait_s))
+
+
+def list_jobs(
+    mcp: MCPServer, cfg: LabConfig, ctx: Context | None, status: str | None, tool: str | None
+) -> JobList:
+    if status is not None and status not in JOB_STATUSES:
+        raise InvalidArgument("status", status, "one of " + ", ".join(JOB_STATUSES))
+    records = runner_of(mcp, cfg).list(owner_of(ctx), status, tool)  # type: ignore[arg-type]
+    return JobList(jobs=[view(r, brief=True, wait_s=cfg.jobs.default_wait_s) for r in records])
+
+
+def register_job_resources(mcp: MCPServer, cfg: LabConfig) -> None:
+    # A template (optional query variables) rather than a static resource: only templates receive the Context,
+    # and the list depends on who asks.
+    @mcp.resource(
+        "mllab://jobs{?status,tool}",
+        name="jobs",
+        title="Your jobs",
+        description="This client's jobs (long tool calls), newest first: status and progress. "
+        "Filter with ?status=running or ?tool=train_toy_mlp.",
+        mime_type="application/json",
+    )
+    def read_jobs(ctx: Context, status: str | None = None, tool: str | None = None) -> str:
+        try:
+            return list_jobs(mcp, cfg, ctx, status, tool).model_dump_json(indent=1)
+        except InvalidArgument as exc:
+            raise ResourceError(str(exc)) from None
+
+    @mcp.resource(
+        "mllab://jobs/{job_id}",
+        name="job",
+        title="One job",
+        description="A job's status, progress, partial result and, once completed, its final result.",
+        mime_type="application/json",
+    )
+    def read_job(job_id: str, ctx: Context) -> str:
+        runner = runner_of(mcp, cfg)
+        try:
+            job = runner.get(job_id, owner_of(ctx))
+        except InvalidArgument as exc:
+            raise ResourceError(str(exc)) from None
+        rec = job.snapshot()
+        stored = runner.result(job) if rec.status == "completed" else None
+        return view(rec, stored.data if stored else None, wait_s=cfg.jobs.default_wait_s).model_dump_json(
+            indent=1
+        )
