@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from tools import __version__
-from tools.config import LabConfig, Limits, default_output_dir
+from tools.config import JobSettings, LabConfig, Limits, default_output_dir
 
 
 def _env_paths(name: str) -> list[str]:
@@ -20,17 +20,26 @@ def _env_paths(name: str) -> list[str]:
 
 def parse_limits(items: list[str]) -> Limits:
     """--limit NAME=VALUE, validated by the Limits model (unknown names and bad values are errors)."""
+    return _parse_settings(items, Limits, "--limit")
+
+
+def parse_job_settings(items: list[str]) -> JobSettings:
+    """--jobs NAME=VALUE, validated by the JobSettings model."""
+    return _parse_settings(items, JobSettings, "--jobs")
+
+
+def _parse_settings(items: list[str], model, flag: str):
     values: dict[str, str] = {}
     for item in items:
         name, sep, value = item.partition("=")
         if not sep:
-            raise SystemExit(f"ml-lab-mcp: --limit expects NAME=VALUE, got {item!r}")
+            raise SystemExit(f"ml-lab-mcp: {flag} expects NAME=VALUE, got {item!r}")
         values[name.strip()] = value.strip()
     try:
-        return Limits(**values)
+        return model(**values)
     except Exception as exc:
-        names = ", ".join(Limits.model_fields)
-        raise SystemExit(f"ml-lab-mcp: bad --limit: {exc}\nknown limits: {names}") from None
+        names = ", ".join(model.model_fields)
+        raise SystemExit(f"ml-lab-mcp: bad {flag}: {exc}\nknown names: {names}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,8 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
     p.add_argument(
         "--auth-token",
-        default=os.environ.get("ML_LAB_AUTH_TOKEN"),
-        help="bearer token required on every HTTP request (env ML_LAB_AUTH_TOKEN); required off loopback",
+        action="append",
+        default=None,
+        help="bearer token required on every HTTP request (env ML_LAB_AUTH_TOKEN); required off loopback. "
+        "Repeat it (or comma-separate the env value) to give each client its own token: a client sees only "
+        "the jobs its token started",
     )
     p.add_argument(
         "--stateless", action="store_true", help="HTTP: stateless mode, for replicas behind a load balancer"
@@ -78,8 +90,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a cap, e.g. --limit max_pixels=20000000; repeatable. Names: "
         + ", ".join(Limits.model_fields),
     )
+    p.add_argument(
+        "--jobs",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="job runner settings, e.g. --jobs max_history=50 --jobs max_history_mb=100; repeatable. Names: "
+        + ", ".join(JobSettings.model_fields),
+    )
     p.add_argument("--log-level", default=os.environ.get("ML_LAB_LOG_LEVEL", "INFO"), help="stderr log level")
     return p
+
+
+def auth_tokens(args: argparse.Namespace) -> list[str] | str | None:
+    """--auth-token values, else env ML_LAB_AUTH_TOKEN (normalized by mcp_server.http)."""
+    return args.auth_token if args.auth_token is not None else os.environ.get("ML_LAB_AUTH_TOKEN")
 
 
 def config_from_args(args: argparse.Namespace) -> LabConfig:
@@ -88,7 +113,9 @@ def config_from_args(args: argparse.Namespace) -> LabConfig:
         args.allow_dir if args.allow_dir is not None else (_env_paths("ML_LAB_ALLOWED_DIRS") or [os.getcwd()])
     )
     models = args.model_dir if args.model_dir is not None else _env_paths("ML_LAB_MODEL_DIRS")
-    return LabConfig.create(output_dir, allowed, models, parse_limits(args.limit))
+    return LabConfig.create(
+        output_dir, allowed, models, parse_limits(args.limit), parse_job_settings(args.jobs)
+    )
 
 
 def _exit_now(code: int) -> None:
@@ -115,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.transport != "stdio":
         from mcp_server.http import check_bind
 
+        args.auth_token = auth_tokens(args)
         problem = check_bind(args.host, args.auth_token)
         if problem:  # refuse before loading anything
             print(problem, file=sys.stderr)

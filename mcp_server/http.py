@@ -2,7 +2,8 @@
 
 Binds 127.0.0.1 by default. Any other bind address requires a bearer token (`--auth-token` or env
 ML_LAB_AUTH_TOKEN), which is then checked on every request by a plain ASGI middleware (constant-time
-compare; 401 without it). Responses stream as server-sent events, never JSON-only, so progress
+compare; 401 without it). Several tokens may be given (repeat `--auth-token`, or comma-separate them in the
+env variable), one per client: each client's jobs are visible to its own token only (mcp_server/jobs.py). Responses stream as server-sent events, never JSON-only, so progress
 notifications reach the client. `--stateless` runs without sessions, for replicas behind a load balancer.
 """
 
@@ -15,7 +16,7 @@ import ipaddress
 import json
 import logging
 import sys
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
@@ -54,11 +55,12 @@ class BearerTokenMiddleware:
     Lifespan events pass through so the session manager starts and stops normally.
     """
 
-    def __init__(self, app: ASGIApp, token: str) -> None:
-        if not token:
-            raise ValueError("BearerTokenMiddleware needs a non-empty token")
+    def __init__(self, app: ASGIApp, token: str | Sequence[str]) -> None:
+        tokens = [token] if isinstance(token, str) else list(token)
+        if not tokens or not all(tokens):
+            raise ValueError("BearerTokenMiddleware needs non-empty tokens")
         self.app = app
-        self._expected = _digest(token.encode("utf-8"))
+        self._expected = [_digest(t.encode("utf-8")) for t in tokens]
 
     def authorized(self, scope: Scope) -> bool:
         values = [v for k, v in scope.get("headers", []) if k.lower() == b"authorization"]
@@ -67,7 +69,10 @@ class BearerTokenMiddleware:
         scheme, _, credentials = values[0].partition(b" ")
         if scheme.lower() != b"bearer":
             return False
-        return hmac.compare_digest(_digest(credentials.strip()), self._expected)
+        given = _digest(credentials.strip())
+        # Compare with every token (no early exit), so the time taken says nothing about which one matched.
+        matches = [hmac.compare_digest(given, expected) for expected in self._expected]
+        return any(matches)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or self.authorized(scope):
@@ -98,7 +103,11 @@ class BearerTokenMiddleware:
 
 
 def build_http_app(
-    mcp: MCPServer, *, host: str = "127.0.0.1", token: str | None = None, stateless: bool = False
+    mcp: MCPServer,
+    *,
+    host: str = "127.0.0.1",
+    token: str | Sequence[str] | None = None,
+    stateless: bool = False,
 ) -> ASGIApp:
     """The streamable HTTP ASGI app at /mcp, behind the bearer-token check when a token is given; /lab serves
     the views in a page of their own (see mcp_server.apps.LabPage)."""
@@ -113,15 +122,15 @@ def build_http_app(
     return LabPage(app)
 
 
-def normalize_token(token: str | None) -> str | None:
-    """Surrounding whitespace dropped; empty means no token."""
-    token = (token or "").strip()
-    return token or None
+def normalize_tokens(token: str | Sequence[str] | None) -> list[str]:
+    """The tokens given (a string may hold several, comma-separated), surrounding whitespace dropped, empties out."""
+    items = [token] if isinstance(token, str) else list(token or [])
+    return [t.strip() for item in items for t in item.split(",") if t.strip()]
 
 
-def check_bind(host: str, token: str | None) -> str | None:
+def check_bind(host: str, token: str | Sequence[str] | None) -> str | None:
     """An error message when this host/token combination must not start, else None."""
-    if not is_loopback(host) and not normalize_token(token):
+    if not is_loopback(host) and not normalize_tokens(token):
         return (
             f"ml-lab-mcp: binding {host} (not loopback) requires a bearer token: "
             "pass --auth-token or set ML_LAB_AUTH_TOKEN"
@@ -130,27 +139,28 @@ def check_bind(host: str, token: str | None) -> str | None:
 
 
 def run_http(mcp: MCPServer, args: argparse.Namespace) -> int:
-    token = normalize_token(args.auth_token)
-    problem = check_bind(args.host, token)
+    tokens = normalize_tokens(args.auth_token)
+    problem = check_bind(args.host, tokens)
     if problem:
         print(problem, file=sys.stderr)
         return 2
-    if token and len(token) < MIN_TOKEN_CHARS:
-        log.warning(
-            "the auth token is short (%d chars); use at least %d random characters",
-            len(token),
-            MIN_TOKEN_CHARS,
-        )
+    for token in tokens:
+        if len(token) < MIN_TOKEN_CHARS:
+            log.warning(
+                "an auth token is short (%d chars); use at least %d random characters",
+                len(token),
+                MIN_TOKEN_CHARS,
+            )
     import uvicorn
 
-    app = build_http_app(mcp, host=args.host, token=token, stateless=args.stateless)
+    app = build_http_app(mcp, host=args.host, token=tokens or None, stateless=args.stateless)
     url_host = f"[{args.host}]" if ":" in args.host else args.host
     log.info(
         "streamable HTTP on http://%s:%d%s (%s, %s)",
         url_host,
         args.port,
         MCP_PATH,
-        "bearer token required" if token else "no token: loopback only",
+        f"bearer token required ({len(tokens)} accepted)" if tokens else "no token: loopback only",
         "stateless" if args.stateless else "sessions",
     )
     log.info(

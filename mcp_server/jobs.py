@@ -187,21 +187,29 @@ def wait_s_schema(cfg: LabConfig) -> dict[str, Any]:
 
 
 def wait_for(job: Job, wait_s: float, reporter: Reporter) -> bool:
-    """Wait up to `wait_s` for `job` to finish, passing its progress to `reporter` (whose cancel ends the wait)."""
+    """Wait up to `wait_s` for `job` to finish, passing its progress to `reporter` (whose cancel ends the wait).
+
+    Every new progress report of the tool is forwarded (the latest one when several came between two wake-ups),
+    the last one too when the job finishes right after it.
+    """
     deadline = time.monotonic() + wait_s
-    seen = -1
-    while not job.finished:
+    seen, sent = -1, Progress()
+    while True:
+        finished = job.finished  # read before the progress, so the last report is never skipped
+        version = job.version
+        if version != seen:
+            seen = version
+            p = job.record.progress
+            if p != sent and (p.total is not None or p.done or p.message):
+                sent = p
+                reporter.progress(p.done, p.total, p.message)  # also a cancellation check
+        if finished:
+            return True
         left = deadline - time.monotonic()
         if left <= 0:
             return False
-        version = job.wait_change(seen, min(left, WAIT_POLL_S))
-        if version != seen and not job.finished:
-            seen = version
-            p = job.record.progress
-            reporter.progress(p.done, p.total, p.message)  # also a cancellation check
-        else:
-            reporter.check_cancelled()
-    return True
+        reporter.check_cancelled()
+        job.wait_change(seen, min(left, WAIT_POLL_S))
 
 
 def run_long(

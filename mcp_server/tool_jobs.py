@@ -2,7 +2,6 @@
 
 # No `from __future__ import annotations`: the SDK reads these signatures, whose bounds come from `cfg`.
 
-
 from typing import Annotated, Literal
 
 from mcp.server.mcpserver import Context, MCPServer

@@ -29,13 +29,19 @@ class Limits(BaseModel):
         5000, ge=10, description="train_toy_mlp: most data points (n_samples or custom points)."
     )
     max_train_work: int = Field(
-        2_000_000, ge=1, description="train_toy_mlp: cap on epochs x training samples x runs (variants)."
+        40_000_000,
+        ge=1,
+        description="train_toy_mlp: cap on epochs x training samples x runs (variants); about 10 minutes of work.",
     )
     max_variants: int = Field(6, ge=1, description="train_toy_mlp: most variants compared in one call.")
     default_time_budget_s: float = Field(
         20.0, gt=0, description="Default wall-clock budget of a training call."
     )
-    max_time_budget_s: float = Field(55.0, gt=0, description="Largest time budget a caller may ask for.")
+    max_time_budget_s: float = Field(
+        600.0,
+        gt=0,
+        description="Largest time budget a caller may ask for (past wait_s the call becomes a job).",
+    )
     max_steps: int = Field(100, ge=1, description="generate_image: most denoising steps.")
     max_images: int = Field(4, ge=1, description="generate_image: most images per call.")
     max_generate_pixels: int = Field(1024 * 1024, ge=1, description="generate_image: largest width x height.")

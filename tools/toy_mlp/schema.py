@@ -143,7 +143,8 @@ class TrainToyMlpInput(ToolInput):
         gt=0.0,
         le=3600.0,
         allow_inf_nan=False,
-        description="Wall-clock budget for training all runs (default 20 s, at most 55 s); training stops there "
+        description="Wall-clock budget for training all runs (default 20 s, at most 600 s: a call that outlives "
+        "its wait_s returns a job to follow with job_status); training stops there "
         "and the result says so.",
     )
 
