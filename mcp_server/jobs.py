@@ -153,13 +153,36 @@ def view_result(v: JobView, images: list | None = None, summary: str | None = No
 
 
 def result_or_job_model(result_model: type[BaseModel]) -> type[BaseModel]:
-    """The outputSchema of a long tool: its normal result, or a job handle when it outlived `wait_s`."""
+    """What a long tool's structured result is validated against: its normal result, or a job handle."""
 
     class ResultOrJob(RootModel[Union[result_model, JobView]]):  # type: ignore[valid-type]  # noqa: UP007
-        model_config = ConfigDict(json_schema_extra={"type": "object"})  # MCP wants an object at the root
+        pass
 
     ResultOrJob.__name__ = f"{result_model.__name__}OrJob"
     return ResultOrJob
+
+
+def result_or_job_schema(result_model: type[BaseModel]) -> dict[str, Any]:
+    """The outputSchema a long tool publishes: the result's properties and the job handle's, side by side.
+
+    One object schema with every property at the top (clients read `properties`), and `anyOf` two `required`
+    lists: a structured result is either the tool's normal result or a job handle, never half of each.
+    """
+    result, job = result_model.model_json_schema(), JobView.model_json_schema()
+    clash = (set(result["properties"]) & set(job["properties"])) | (
+        set(result.get("$defs", {})) & set(job.get("$defs", {}))
+    )
+    if clash:
+        raise TypeError(f"{result_model.__name__} shares names with the job handle: {sorted(clash)}")
+    return {
+        "type": "object",
+        "title": f"{result_model.__name__} or a job handle",
+        "description": "The tool's result; or, when the work outlived wait_s, a job handle (job_id, status, "
+        "progress, partial) to follow up with job_status.",
+        "properties": {**result["properties"], **job["properties"]},
+        "anyOf": [{"required": result.get("required", [])}, {"required": job.get("required", [])}],
+        "$defs": {**result.get("$defs", {}), **job.get("$defs", {})},
+    }
 
 
 # ---- waiting
