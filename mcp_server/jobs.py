@@ -17,7 +17,7 @@ import datetime as dt
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Literal, Union
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -43,16 +43,29 @@ def runner_of(mcp: MCPServer, cfg: LabConfig) -> JobRunner:
 
 def owner_of(ctx: Context | None) -> str:
     """Who a call speaks for: the digest of its HTTP bearer token, or 'local' (stdio, or HTTP without a token)."""
-    headers = None
     try:
         headers = ctx.headers if ctx is not None else None
     except (AttributeError, LookupError, ValueError):
         headers = None
-    auth = (headers or {}).get("authorization") or ""
+    return owner_of_headers(headers)
+
+
+def owner_of_headers(headers: Mapping[str, str] | None) -> str:
+    headers = headers or {}
+    auth = headers.get("authorization") or headers.get("Authorization") or ""
     scheme, _, token = auth.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return "local"
     return "token-" + hashlib.sha256(token.strip().encode("utf-8")).hexdigest()[:24]
+
+
+def long_tools_of(mcp: MCPServer) -> set[str]:
+    """Names of the tools registered with long_running=True on this server."""
+    names = getattr(mcp, "_ml_lab_long_tools", None)
+    if names is None:
+        names = set()
+        mcp._ml_lab_long_tools = names  # type: ignore[attr-defined]
+    return names
 
 
 # ---- what the client sees

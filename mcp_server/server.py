@@ -10,6 +10,8 @@ from mcp.types import CallToolResult, TextContent
 
 from mcp_server import apps
 from mcp_server.adapter import resource_errors
+from mcp_server.jobs import long_tools_of, runner_of
+from mcp_server.tasks import JobTasks
 from tools import __version__
 from tools.config import LabConfig
 from tools.paths import OUTPUT_URI_PREFIX, resolve_output_uri
@@ -40,7 +42,9 @@ _REGISTRARS = (
 
 
 def build_server(cfg: LabConfig, registrars: tuple[str, ...] = _REGISTRARS) -> MCPServer:
+    tasks = JobTasks(lambda: runner_of(mcp, cfg), lambda: long_tools_of(mcp))  # long tools as MCP tasks
     mcp = MCPServer(
+        extensions=[tasks],
         middleware=[cap_error_text],
         name="ml-lab-mcp",
         title="ML Lab",
