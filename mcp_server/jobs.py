@@ -12,7 +12,6 @@ job", exactly as for an id that never existed. On stdio (one client) every job i
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import json
@@ -22,7 +21,7 @@ from typing import Any, Literal, Union
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
-from mcp.types import CallToolResult, ImageContent, TextContent
+from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from tools.common import Cancelled, InvalidArgument, Reporter, ToolOutput
@@ -145,23 +144,23 @@ def _progress_text(p: Progress) -> str:
     return f"{text}: {p.message}" if p.message else text
 
 
-def view_result(v: JobView, images: list | None = None, summary: str | None = None) -> CallToolResult:
-    data = v.model_dump(mode="json")
+def headline(v: JobView) -> str:
+    """One line on where the job stands, with the next step while it runs."""
     head = f"Job {v.job_id} ({v.tool}): {v.status}"
     if v.status in ("queued", "running"):
         head += f" after {v.elapsed_s:g} s ({_progress_text(v.progress)}). Next: {v.next_step}."
     elif v.error:
         head += f": {v.error}"
-    content: list[Any] = [TextContent(type="text", text=head)]
-    if summary:
-        content.append(TextContent(type="text", text=summary))
-    content.append(TextContent(type="text", text=json.dumps(data, ensure_ascii=False, separators=(",", ":"))))
-    for img in images or []:
-        content.append(
-            ImageContent(
-                type="image", data=base64.b64encode(img.png).decode("ascii"), mime_type=img.mime_type
-            )
-        )
+    return head
+
+
+def handle_result(v: JobView) -> CallToolResult:
+    """A long tool's answer when its work outlived wait_s: the headline and the job handle."""
+    data = v.model_dump(mode="json")
+    content = [
+        TextContent(type="text", text=headline(v)),
+        TextContent(type="text", text=json.dumps(data, ensure_ascii=False, separators=(",", ":"))),
+    ]
     return CallToolResult(content=content, structured_content=data)
 
 
@@ -270,7 +269,7 @@ def run_long(
         runner.cancel(job)
         raise ToolError(f"{name} was cancelled") from None
     if not finished:
-        return view_result(view(job.snapshot(), wait_s=cfg.jobs.default_wait_s))
+        return handle_result(view(job.snapshot(), wait_s=cfg.jobs.default_wait_s))
     rec = job.snapshot()
     if rec.status == "completed" and job.output is not None:
         return to_call_result(job.output)
@@ -284,15 +283,20 @@ def run_long(
 
 class JobStatusInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    job_id: str = Field(description="The job's id, from the long tool's answer or list_jobs.")
+    job_id: str = Field(max_length=64, description="The job's id, from the long tool's answer or list_jobs.")
     wait_s: float = Field(
-        40.0, ge=0, description="Seconds to wait for the job to finish before answering (0 = answer at once)."
+        40.0,
+        ge=0,
+        le=3600,
+        allow_inf_nan=False,
+        description="Seconds to wait for the job to finish before answering (0 = answer at once; at most the "
+        "server's max_wait_s, 55 by default).",
     )
 
 
 class CancelJobInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    job_id: str = Field(description="The job's id.")
+    job_id: str = Field(max_length=64, description="The job's id.")
 
 
 class ListJobsInput(BaseModel):
@@ -303,35 +307,43 @@ class ListJobsInput(BaseModel):
     tool: str | None = Field(None, max_length=100, description="Only jobs of this tool.")
 
 
-def job_status(
-    mcp: MCPServer, cfg: LabConfig, ctx: Context | None, job_id: str, wait_s: float, reporter: Reporter
-):
-    runner = runner_of(mcp, cfg)
-    wait_s = check_wait_s(wait_s, cfg)
-    job = runner.get(job_id, owner_of(ctx))
-    try:
-        wait_for(job, wait_s, reporter)
-    except Cancelled:
-        raise ToolError(f"job_status stopped waiting (cancelled); job {job_id} goes on") from None
-    rec = job.snapshot()
-    stored = runner.result(job) if rec.status == "completed" else None
-    v = view(rec, stored.data if stored else None, wait_s=cfg.jobs.default_wait_s)
-    return view_result(v, stored.images if stored else None, stored.summary if stored else None)
+def _caller(reporter: Reporter) -> str:
+    """The owner of a job-tool call: the adapter's reporter carries the MCP request context."""
+    return owner_of(getattr(reporter, "ctx", None))
 
 
-def cancel_job(mcp: MCPServer, cfg: LabConfig, ctx: Context | None, job_id: str) -> CallToolResult:
-    runner = runner_of(mcp, cfg)
-    job = runner.get(job_id, owner_of(ctx))
-    rec = runner.cancel(job)
-    return view_result(view(rec, wait_s=cfg.jobs.default_wait_s))
+def job_tools(mcp: MCPServer) -> dict[str, Callable[[Any, LabConfig, Reporter], ToolOutput]]:
+    """The `run` functions of job_status, cancel_job and list_jobs (registered by mcp_server/tool_jobs.py)."""
+
+    def job_status(args: JobStatusInput, cfg: LabConfig, reporter: Reporter) -> ToolOutput:
+        runner = runner_of(mcp, cfg)
+        given = "wait_s" in args.model_fields_set
+        wait_s = check_wait_s(args.wait_s if given else cfg.jobs.default_wait_s, cfg)
+        job = runner.get(args.job_id, _caller(reporter))
+        wait_for(job, wait_s, reporter)  # a cancel of this call ends the wait, never the job
+        rec = job.snapshot()
+        stored = runner.result(job) if rec.status == "completed" else None
+        v = view(rec, stored.data if stored else None, wait_s=cfg.jobs.default_wait_s)
+        summary = headline(v) + (f"\n{stored.summary}" if stored and stored.summary else "")
+        return ToolOutput(v, list(stored.images) if stored else [], summary=summary)
+
+    def cancel_job(args: CancelJobInput, cfg: LabConfig, reporter: Reporter) -> ToolOutput:
+        runner = runner_of(mcp, cfg)
+        rec = runner.cancel(runner.get(args.job_id, _caller(reporter)))
+        v = view(rec, wait_s=cfg.jobs.default_wait_s)
+        return ToolOutput(v, summary=headline(v))
+
+    def list_jobs_run(args: ListJobsInput, cfg: LabConfig, reporter: Reporter) -> ToolOutput:
+        result = list_jobs(mcp, cfg, _caller(reporter), args.status, args.tool)
+        return ToolOutput(result, summary=f"{len(result.jobs)} job(s)")
+
+    return {"job_status": job_status, "cancel_job": cancel_job, "list_jobs": list_jobs_run}
 
 
-def list_jobs(
-    mcp: MCPServer, cfg: LabConfig, ctx: Context | None, status: str | None, tool: str | None
-) -> JobList:
+def list_jobs(mcp: MCPServer, cfg: LabConfig, owner: str, status: str | None, tool: str | None) -> JobList:
     if status is not None and status not in JOB_STATUSES:
         raise InvalidArgument("status", status, "one of " + ", ".join(JOB_STATUSES))
-    records = runner_of(mcp, cfg).list(owner_of(ctx), status, tool)  # type: ignore[arg-type]
+    records = runner_of(mcp, cfg).list(owner, status, tool)  # type: ignore[arg-type]
     return JobList(jobs=[view(r, brief=True, wait_s=cfg.jobs.default_wait_s) for r in records])
 
 
@@ -348,7 +360,7 @@ def register_job_resources(mcp: MCPServer, cfg: LabConfig) -> None:
     )
     def read_jobs(ctx: Context, status: str | None = None, tool: str | None = None) -> str:
         try:
-            return list_jobs(mcp, cfg, ctx, status, tool).model_dump_json(indent=1)
+            return list_jobs(mcp, cfg, owner_of(ctx), status, tool).model_dump_json(indent=1)
         except InvalidArgument as exc:
             raise ResourceError(str(exc)) from None
 

@@ -93,7 +93,7 @@ def task_of(job: Job, runner: JobRunner, *, detailed: bool) -> dict[str, Any]:
     task: dict[str, Any] = {
         "taskId": rec.job_id,
         "status": status,
-        "statusMessage": rec.error if rec.error else jobs.view_result(jobs.view(rec)).content[0].text,  # type: ignore[union-attr]
+        "statusMessage": rec.error if rec.error else jobs.headline(jobs.view(rec)),
         "createdAt": jobs._iso(rec.created_at),
         "lastUpdatedAt": jobs._iso(last),
         "ttlMs": None,  # kept until pruned by the history caps (count and disk), not by age

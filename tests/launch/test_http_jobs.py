@@ -74,6 +74,8 @@ def _client(url: str, who: str) -> Client:
 
 async def test_two_tokens_each_see_only_their_own_jobs_and_fast_calls_never_wait_behind_long_ones(server):
     async with _client(server, "alice") as alice, _client(server, "bob") as bob:
+        # torch loaded first, so the fast calls below measure waiting, not the one-off import
+        assert not (await alice.call_tool("tensorize_image", {"image": tiny_png_data_uri()})).is_error
         a = (await alice.call_tool("train_toy_mlp", {**LONG, "wait_s": 0})).structured_content
         b = (await bob.call_tool("train_toy_mlp", {**LONG, "seed": 1, "wait_s": 0})).structured_content
         assert a["status"] in ("queued", "running") and b["status"] == "queued"  # one heavy job at a time
