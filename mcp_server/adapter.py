@@ -207,7 +207,9 @@ def register_tool(
     call.__annotations__ = {
         "arguments": dict,
         "ctx": Context,
-        "return": Annotated[CallToolResult, jobs.result_or_job_model(result_model) if long_running else result_model],
+        "return": Annotated[
+            CallToolResult, jobs.result_or_job_model(result_model) if long_running else result_model
+        ],
     }
     mcp.add_tool(
         call, name=name, title=title, description=description, annotations=annotations, structured_output=True
