@@ -250,6 +250,10 @@ TOOL_PROFILES: dict[str, dict[str, Any]] = {
         "fuzz_invalid": 8,
     },
     "sample_text": {"base": lambda cfg: {"max_new_tokens": 2}, "image_args": []},
+    # The job tools answer about other calls (their results depend on what ran before): fuzzed, not compared.
+    "job_status": {"stateful": True, "image_args": []},
+    "cancel_job": {"stateful": True, "image_args": []},
+    "list_jobs": {"stateful": True, "image_args": []},
     "explain_concept": {
         "base": lambda cfg: {"concept": "relu"},
         "valid": lambda cfg: {"concept": _sts().sampled_from(CONCEPTS)},

@@ -5,6 +5,7 @@ directory inside a sandbox that is snapshotted before and after; the package its
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from rel_harness import GENERATED_NAME, REPO, base_args, check_result, make_cfg, valid_overrides
 from rel_process import stdio_client
 from rel_schema import valid_args
+
+from tools.jobs.records import JOB_ID_RE
 
 SKIP_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache", ".hypothesis"}
 
@@ -107,5 +110,9 @@ def check_confinement(tmp_path: Path, n_strings: int, n_fuzz: int) -> None:
     assert written, "the tools wrote nothing at all (is the harness calling them?)"
     for p in written:
         rel = p.relative_to(outputs)
+        if rel.parts[0] == "jobs":  # the job runner's records: jobs/<random job id>/<a fixed name>
+            assert len(rel.parts) == 3 and JOB_ID_RE.match(rel.parts[1]), f"{rel}: not jobs/<job id>/<file>"
+            assert re.fullmatch(r"record\.json|result\.json|image\d+\.(png|jpg)", rel.parts[2]), rel
+            continue
         assert len(rel.parts) == 2, f"{rel}: not <category>/<file>"
         assert GENERATED_NAME.search(p.name), f"{rel}: not a generated name"
