@@ -36,6 +36,7 @@ def register(mcp: MCPServer, cfg: LabConfig) -> None:
         run=tiny_gpt.run,
         annotations=WRITES_NEW_FILES,  # a run folder; same arguments and seed, same losses (unless cut by time)
         progress_interval_s=0.2,
+        long_running=True,  # minutes of training: past wait_s the call returns a job (docs/jobs.md)
     )
 
     @mcp.resource(
