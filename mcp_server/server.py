@@ -44,14 +44,13 @@ _REGISTRARS = (
 def build_server(cfg: LabConfig, registrars: tuple[str, ...] = _REGISTRARS) -> MCPServer:
     tasks = JobTasks(lambda: runner_of(mcp, cfg), lambda: long_tools_of(mcp))  # long tools as MCP tasks
     mcp = MCPServer(
-        extensions=[tasks],
         middleware=[cap_error_text],
         name="ml-lab-mcp",
         title="ML Lab",
         version=__version__,
         instructions=INSTRUCTIONS,
         description="A hands-on deep-learning lab: real PyTorch tools for tensors, training, diffusion and concepts.",
-        extensions=[apps.build_apps()],
+        extensions=[apps.build_apps(), tasks],
     )
     for module_name in registrars:
         importlib.import_module(module_name).register(mcp, cfg)
