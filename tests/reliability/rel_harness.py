@@ -264,10 +264,7 @@ TOOL_PROFILES: dict[str, dict[str, Any]] = {
 
 # Known bugs in tool modules owned by others, reported to the lead: the matching tests are marked xfail
 # (not strict: they pass again once fixed) with the reason, so CI stays green and the bug stays visible.
-KNOWN_ISSUES: dict[str, str] = {
-    "cancel:generate_image": "generate_image checks cancellation once per denoising step, and a step of the "
-    "built-in model takes 0.5-1.5 s on 2 busy cores (5 s seen under load): a cancel can take several seconds",
-}
+KNOWN_ISSUES: dict[str, str] = {}
 
 
 def known_issue(key: str):

@@ -96,6 +96,55 @@ def test_cancelled_long_call_over_stdio_leaves_the_server_idle_within_a_second(t
         assert tool in client.list_tools()
 
 
+LOAD_TOOL = "train_toy_mlp"  # CPU-bound until cancelled: the second heavy call of the pair
+UNDER_LOAD = sorted(
+    {(t, LOAD_TOOL) for t in LONG_TOOLS if LOAD_TOOL in LONG_TOOLS} | {(t, t) for t in LONG_TOOLS}
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("tool", "load"), UNDER_LOAD, ids=[f"{t}+{ld}" for t, ld in UNDER_LOAD])
+def test_cancelled_call_stops_within_a_second_while_another_heavy_call_runs(tmp_path, tool, load):
+    """Two CPU-heavy calls at once (the same tool twice: the second may wait for the first's lock); the call
+    cancelled is the one started second, and its worker thread must end within a second."""
+    import anyio
+
+    cfg = make_cfg(tmp_path, roomy_limits())
+    mcp = build(cfg)
+    spans = Spans(mcp)
+    with in_memory(mcp) as client:
+        for name in {tool, load}:  # warm up: imports and model loading are not cancellable
+            client.call(name, base_args(name, client.list_tools()[name], cfg))
+        first, second = long_args(client, cfg, load), long_args(client, cfg, tool)
+        spans.ended.clear()
+
+        async def go() -> float | None:
+            scopes = [anyio.CancelScope(), anyio.CancelScope()]
+
+            async def call(scope, name, args):
+                with scope:
+                    await client.client.call_tool(name, args)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(call, scopes[0], load, first)
+                await anyio.sleep(0.3)
+                tg.start_soon(call, scopes[1], tool, second)
+                await anyio.sleep(CANCEL_AFTER_S)
+                scopes[1].cancel()
+                cancelled_at = time.monotonic()
+                while not spans.ended and time.monotonic() - cancelled_at < 10:
+                    await anyio.sleep(0.01)
+                scopes[0].cancel()
+            return spans.ended[0][1] - cancelled_at if spans.ended else None
+
+        latency = client.portal.call(go)
+        assert spans.wait_idle(timeout=10) is not None, "a call still runs 10 s after both were cancelled"
+        assert latency is not None, f"{tool} still running 10 s after the cancel (with {load} running)"
+        STATS.cancel_latency_s.append((f"{tool} with {load} running (in-memory)", latency))
+        assert latency <= CANCEL_WITHIN_S, f"{tool} worked on for {latency:.2f} s after the cancel under load"
+        check_result(tool, client.call(tool, base_args(tool, client.list_tools()[tool], cfg)))
+
+
 # ---------------------------------------------------------------- shutdown
 
 

@@ -7,6 +7,7 @@ import io
 import json
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -213,6 +214,54 @@ def test_cancellation_stops_the_loop_within_a_step(cfg):
         gen(cfg, steps=20, reporter=rep)
     assert len(rep.calls) == 2
     assert len(gen(cfg, steps=3).result.images) == 1  # the pipeline still works afterwards
+
+
+class CancelInsideUnet:
+    """Cancels as soon as the UNet's forward has started: the next check must stop it before that forward ends."""
+
+    def __init__(self):
+        self.started = self.finished = 0
+
+    def progress(self, done, total=None, message=None):
+        return None
+
+    def check_cancelled(self):
+        if self.started:
+            raise Cancelled()
+
+
+def test_cancellation_is_seen_inside_a_unet_forward_not_only_between_steps(cfg):
+    rep = CancelInsideUnet()
+    pipe, _ = diffusion_models.load_pipeline(diffusion_models.find_model(cfg, "tiny-sd"))
+    hooks = [
+        pipe.unet.register_forward_pre_hook(lambda m, a: setattr(rep, "started", rep.started + 1)),
+        pipe.unet.register_forward_hook(lambda m, a, o: setattr(rep, "finished", rep.finished + 1)),
+    ]
+    try:
+        with pytest.raises(Cancelled):
+            gen(cfg, steps=5, reporter=rep)
+    finally:
+        for h in hooks:
+            h.remove()
+    assert rep.started == 1 and rep.finished == 0  # stopped inside the first forward pass
+    assert len(pipe.unet._forward_pre_hooks) == 0  # the call removed its cancellation hooks
+    assert len(gen(cfg, steps=2).result.images) == 1
+
+
+def test_a_call_waiting_for_another_generation_can_be_cancelled(cfg):
+    class AlwaysCancelled:
+        def progress(self, *a, **k):
+            return None
+
+        def check_cancelled(self):
+            raise Cancelled()
+
+    diffusion_models.load_pipeline(diffusion_models.find_model(cfg, "tiny-sd"))
+    with diffusion_models.GENERATE_LOCK:  # another call is generating
+        t0 = time.monotonic()
+        with pytest.raises(Cancelled):
+            generate.run(generate.GenerateInput(prompt="a", model="tiny-sd", steps=2), cfg, AlwaysCancelled())
+        assert time.monotonic() - t0 < 1.0
 
 
 def test_show_steps_returns_a_strip_of_predictions(cfg):
