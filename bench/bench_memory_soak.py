@@ -56,7 +56,10 @@ def mix(folder: Path, k: int) -> list[tuple[str, dict]]:
     return [
         ("tensorize_image", {"image": str(image), "normalize": ["unit", "imagenet"][k % 2]}),
         ("train_toy_mlp", {"n_samples": 60, "epochs": 5, "hidden_layers": [4], "seed": k % 7}),
-        ("generate_image", {"prompt": "a red circle in the center on a blue background", "steps": 2, "seed": k % 5}),
+        (
+            "generate_image",
+            {"prompt": "a red circle in the center on a blue background", "steps": 2, "seed": k % 5},
+        ),
         ("explain_concept", {"concept": ["relu", "softmax", "dropout"][k % 3]}),
         ("list_models", {}),
         ("generate_image", {"prompt": "x", "steps": 0}),  # refused by validation
@@ -68,7 +71,16 @@ async def soak(opts: argparse.Namespace) -> dict:
     extra = dict(item.split("=", 1) for item in opts.env)
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "mcp_server", "--output-dir", str(tmp / "out"), "--allow-dir", str(tmp), "--log-level", "WARNING"],
+        args=[
+            "-m",
+            "mcp_server",
+            "--output-dir",
+            str(tmp / "out"),
+            "--allow-dir",
+            str(tmp),
+            "--log-level",
+            "WARNING",
+        ],
         env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", **extra},
         cwd=str(ROOT),
     )

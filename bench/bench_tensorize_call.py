@@ -63,12 +63,23 @@ async def run(opts: argparse.Namespace) -> None:
     size = (round(opts.width * scale), round(opts.height * scale))
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "mcp_server", "--output-dir", str(tmp / "out"), "--allow-dir", str(tmp), "--log-level", "WARNING"],
+        args=[
+            "-m",
+            "mcp_server",
+            "--output-dir",
+            str(tmp / "out"),
+            "--allow-dir",
+            str(tmp),
+            "--log-level",
+            "WARNING",
+        ],
         env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"},
         cwd=str(ROOT),
     )
     mp = opts.width * opts.height / 1e6
-    print(f"JPEG {opts.width}x{opts.height} ({mp:.1f} MP, {path.stat().st_size / 1e6:.1f} MB), repeat {opts.repeat}")
+    print(
+        f"JPEG {opts.width}x{opts.height} ({mp:.1f} MP, {path.stat().st_size / 1e6:.1f} MB), repeat {opts.repeat}"
+    )
     async with Client(params, mode="legacy") as c:
         full = {"image": str(path), "normalize": "imagenet"}
         small = {"image": str(path), "normalize": "imagenet", "resize": 1024}
@@ -101,7 +112,9 @@ async def run(opts: argparse.Namespace) -> None:
     print(f"{'':<28}{'best s':>8}{'median s':>10}{'best x':>8}{'median x':>10}   (x = / by hand, imagenet)")
     for name, ts in times.items():
         best, med = min(ts), statistics.median(ts)
-        print(f"{name:<28}{best:>8.3f}{med:>10.3f}{best / min(ref):>8.2f}{med / statistics.median(ref):>10.2f}")
+        print(
+            f"{name:<28}{best:>8.3f}{med:>10.3f}{best / min(ref):>8.2f}{med / statistics.median(ref):>10.2f}"
+        )
     r_full = statistics.median(times["call, imagenet"]) / statistics.median(ref)
     r_small = statistics.median(times["call, resize 1024 + draft"]) / statistics.median(ref)
     r_small_hand = statistics.median(times["call, resize 1024 + draft"]) / statistics.median(

@@ -56,7 +56,7 @@ def soak(tmp_path, calls_wanted: int) -> dict:
             "rss_warm_mb": round(warm),
             "rss_end_mb": round(last),
             "growth_mb": round(last - warm, 1),
-        "kb_per_call": round((last - warm) * 1024 / max(1, (rounds - WARMUP_ROUNDS) * per_round), 1),
+            "kb_per_call": round((last - warm) * 1024 / max(1, (rounds - WARMUP_ROUNDS) * per_round), 1),
             "growth_since_round1_mb": round(last - first, 1),
             "second_half_kb_per_call": round((last - mid) * 1024 / max(1, second_half_calls), 1),
             "seconds": round(time.monotonic() - t0, 1),

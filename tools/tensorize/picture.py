@@ -186,7 +186,7 @@ def draw_picture(
     level became in the tensor; counts: (C, 256) pixels per level over the whole tensor. Returns PNG bytes."""
     c = len(names)
     col_w = min(COLUMN_W, MAX_WIDTH // (c + 1))  # RGBA: 5 narrower columns, still within the inline limit
-    tw, th = _fit(*small.size, col_w - BAR_ROOM, BOX_H)
+    tw, th = _fit(small.width, small.height, col_w - BAR_ROOM, BOX_H)
     top_h = TITLE_H + th + 14
     canvas = Image.new("RGB", (col_w * (c + 1), top_h + BOTTOM_H), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
