@@ -26,6 +26,7 @@ from mcp.types import CallToolResult, ImageContent, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict
 
 from mcp_server import jobs
+from mcp_server.memory import release_freed_memory
 from tools.arguments import InvalidArguments, parse_arguments
 from tools.common import Cancelled, InvalidArgument, ToolFailure, ToolOutput
 from tools.config import LabConfig
@@ -202,6 +203,8 @@ def register_tool(
         except Exception as exc:  # the one boundary: the server must keep serving
             log.exception("tool %s failed", name)
             raise ToolError(f"Internal error in {name}: {type(exc).__name__}: {exc}") from None
+        finally:
+            release_freed_memory()  # the call's arrays are freed now; without this RSS grows call after call
 
     # Set as objects: the SDK evaluates string annotations in the module's globals, where result_model is not.
     call.__annotations__ = {

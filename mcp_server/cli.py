@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import logging
 import os
 import sys
 from pathlib import Path
 
+from mcp_server import memory
 from tools import __version__
 from tools.config import JobSettings, LabConfig, Limits, default_output_dir
 
@@ -119,28 +119,6 @@ def config_from_args(args: argparse.Namespace) -> LabConfig:
     )
 
 
-M_ARENA_MAX = -8  # glibc mallopt parameter (malloc.h)
-MALLOC_ARENAS = 2
-
-
-def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
-    """Cap glibc's malloc arenas, before any thread starts; returns whether the cap was set.
-
-    Tool calls run on the SDK's worker threads, alongside torch's and the tensorize pool's, and glibc gives
-    each new thread its own arena (up to 8 per core). Memory freed in an arena stays in that arena, so a
-    long session's RSS kept growing: 93 KB per call over stdio, 120 KB in the reliability soak, while Python
-    objects stayed flat (tracemalloc). With two arenas it is flat (bench/bench_memory_soak.py; figures in
-    docs/reliability.md). MALLOC_ARENA_MAX in the environment still wins; other C libraries are left alone.
-    """
-    if not sys.platform.startswith("linux") or "MALLOC_ARENA_MAX" in os.environ:
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # not glibc
-        return False
-    return bool(mallopt(M_ARENA_MAX, arenas))
-
-
 def _exit_now(code: int) -> None:
     """End the process as soon as the client has gone (stdin closed).
 
@@ -157,7 +135,7 @@ def _exit_now(code: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    limit_malloc_arenas()
+    memory.limit_malloc_arenas()
     logging.basicConfig(
         stream=sys.stderr,
         level=args.log_level.upper(),

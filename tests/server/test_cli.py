@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -65,40 +64,3 @@ def test_bad_limit_override_exits_with_a_message(item):
     with pytest.raises(SystemExit) as err:
         parse_limits([item])
     assert "limit" in str(err.value)
-
-
-ARENA_PROBE = """
-import ctypes, sys, tempfile, threading
-from mcp_server.cli import limit_malloc_arenas
-capped = limit_malloc_arenas() if sys.argv[1] == "cap" else False
-libc = ctypes.CDLL(None)
-libc.malloc.restype = ctypes.c_void_p
-libc.fopen.restype = ctypes.c_void_p
-barrier = threading.Barrier(8)
-def work():
-    libc.malloc(4096)  # a thread's first malloc picks its arena
-    barrier.wait()  # all 8 threads alive at once
-threads = [threading.Thread(target=work) for _ in range(8)]
-[t.start() for t in threads]
-[t.join() for t in threads]
-path = tempfile.NamedTemporaryFile(delete=False).name
-fp = libc.fopen(path.encode(), b"w")
-libc.malloc_info(0, ctypes.c_void_p(fp))
-libc.fclose(ctypes.c_void_p(fp))
-print(capped, open(path).read().count("<heap nr="))
-"""
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc arenas")
-def test_the_server_caps_malloc_arenas_so_freed_memory_is_not_kept_per_thread():
-    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
-
-    def heaps(mode: str) -> tuple[str, int]:
-        out = subprocess.run(
-            [sys.executable, "-c", ARENA_PROBE, mode], capture_output=True, text=True, env=env
-        )
-        capped, count = out.stdout.split()
-        return capped, int(count)
-
-    assert heaps("cap") == ("True", 2)
-    assert heaps("none")[1] > 2  # without the cap, the 8 threads get arenas of their own
