@@ -5,7 +5,7 @@ stay flat (tracemalloc) while RSS grew 93-290 KB per call. Tool calls run on the
 torch's threads and tensorize's pool, and glibc gives each new thread its own malloc arena (up to 8 per core);
 memory freed in an arena stays there, and the main heap only returns its top. Capping the arenas at two cut the
 growth to 17-46 KB per call; also releasing free pages after each call (malloc_trim, a few ms) makes it flat.
-Figures in docs/performance.md. Only on Linux with glibc; elsewhere these do nothing.
+Figures in docs/reliability.md. Only on Linux with glibc; elsewhere these do nothing.
 """
 
 from __future__ import annotations
