@@ -4,8 +4,8 @@
 
 Starts the server as a client would (`python -m mcp_server`, stdio, legacy handshake), makes `--warmup` calls
 (a mix of every tool with small inputs: tensorize_image on a small PNG, train_toy_mlp with a few samples,
-generate_image with the built-in model at 2 steps, explain_concept, list_models, and one refused call per
-round), reads the server's RSS from /proc, makes `--calls` more, and reports the growth in KB per call over
+generate_image with the built-in model at 2 steps, explain_concept, list_models, tokenize_text, a 3-step
+train_tiny_gpt and sample_text from it, and one refused call per round), reads the server's RSS from /proc, makes `--calls` more, and reports the growth in KB per call over
 all of them and over their second half (where allocator warm-up is over). `--tools` restricts the mix (e.g.
 `--tools generate_image` to isolate one tool); `--env` passes environment variables to the server (e.g.
 MALLOC_ARENA_MAX=2 to test whether the growth is allocator arenas). Target: < 10 KB per call.
@@ -46,6 +46,10 @@ def server_pid(marker: str) -> int:
     raise RuntimeError("server process not found")
 
 
+TINY_GPT = {"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 16, "batch_size": 4, "max_steps": 3,
+            "eval_interval": 3, "eval_iters": 1, "sample_tokens": 4}  # fmt: skip
+
+
 def mix(folder: Path, k: int) -> list[tuple[str, dict]]:
     """One round of small calls of every tool; seeds vary so that no cache can hide a leak."""
     image = folder / "small.png"
@@ -61,6 +65,9 @@ def mix(folder: Path, k: int) -> list[tuple[str, dict]]:
             {"prompt": "a red circle in the center on a blue background", "steps": 2, "seed": k % 5},
         ),
         ("explain_concept", {"concept": ["relu", "softmax", "dropout"][k % 3]}),
+        ("tokenize_text", {"text": ["strawberry", "a tensor of tokens"][k % 2], "tokenizer": "chars"}),
+        ("train_tiny_gpt", {"corpus": "arithmetic", "seed": k % 3, **TINY_GPT}),
+        ("sample_text", {"max_new_tokens": 2, "seed": k % 3}),
         ("list_models", {}),
         ("generate_image", {"prompt": "x", "steps": 0}),  # refused by validation
     ]
@@ -86,9 +93,10 @@ async def soak(opts: argparse.Namespace) -> dict:
     )
     wanted = None if opts.tools == "all" else set(opts.tools.split(","))
     done = errors = 0
+    run_id = None
 
     async def calls(c: Client, n: int) -> None:
-        nonlocal done, errors
+        nonlocal done, errors, run_id
         k = done
         while n > 0:
             for name, args in mix(tmp, k):
@@ -96,8 +104,14 @@ async def soak(opts: argparse.Namespace) -> dict:
                     break
                 if wanted is not None and name not in wanted:
                     continue
+                if name == "sample_text":  # from the last tiny GPT trained
+                    args = {**args, "run_id": run_id}
                 res = await c.call_tool(name, args)
-                errors += bool(res.is_error) and args.get("steps") != 0
+                if name == "train_tiny_gpt" and not res.is_error:
+                    run_id = res.structured_content["run_id"]
+                if res.is_error and args.get("steps") != 0:
+                    errors += 1
+                    print(f"unexpected error from {name}: {res.content[0].text[:300]}", file=sys.stderr)
                 n -= 1
                 done += 1
             k += 1
