@@ -1,0 +1,72 @@
+"""Direct Preference Optimization (Rafailov et al. 2023): prefer chosen over rejected, relative to a frozen
+reference, without a reward model.
+
+    loss = -log sigmoid( beta * [ (log pi(y_c|x) - log ref(y_c|x)) - (log pi(y_r|x) - log ref(y_r|x)) ] )
+
+beta * log(pi / ref) is the "implicit reward" of a response; its margin (chosen - rejected) and the share of
+pairs where it is positive are what DPO drives up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tools.align.policy import Batch, sequence_logps
+from tools.align.sft import _clip
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass
+class DpoTerms:
+    loss: torch.Tensor  # scalar, mean over pairs
+    chosen_rewards: torch.Tensor  # (B,) beta * log(pi/ref) of chosen
+    rejected_rewards: torch.Tensor  # (B,)
+
+
+def dpo_loss(
+    policy_chosen: torch.Tensor,
+    policy_rejected: torch.Tensor,
+    ref_chosen: torch.Tensor,
+    ref_rejected: torch.Tensor,
+    beta: float,
+) -> DpoTerms:
+    """All inputs are summed response log-probs, shape (B,)."""
+    import torch.nn.functional as F
+
+    chosen_rewards = beta * (policy_chosen - ref_chosen)
+    rejected_rewards = beta * (policy_rejected - ref_rejected)
+    loss = -F.logsigmoid(chosen_rewards - rejected_rewards).mean()
+    return DpoTerms(loss, chosen_rewards.detach(), rejected_rewards.detach())
+
+
+def dpo_step(
+    model: Any, ref: Any, optimizer: Any, chosen: Batch, rejected: Batch, beta: float
+) -> dict[str, float]:
+    import torch
+
+    with torch.no_grad():
+        ref_c, ref_r = sequence_logps(ref, chosen), sequence_logps(ref, rejected)  # (B,), (B,)
+    terms = dpo_loss(sequence_logps(model, chosen), sequence_logps(model, rejected), ref_c, ref_r, beta)
+    optimizer.zero_grad(set_to_none=True)
+    terms.loss.backward()
+    _clip(model)
+    optimizer.step()
+    margin = terms.chosen_rewards - terms.rejected_rewards
+    return {
+        "loss": terms.loss.item(),
+        "margin": float(margin.mean()),
+        "reward_accuracy": float((margin > 0).float().mean()),
+        "chosen_reward": float(terms.chosen_rewards.mean()),
+        "rejected_reward": float(terms.rejected_rewards.mean()),
+    }
+
+
+def preference_accuracy(model: Any, chosen: Batch, rejected: Batch) -> float:
+    """Share of pairs where the model itself gives chosen a higher log-probability than rejected."""
+    import torch
+
+    with torch.no_grad():
+        return float((sequence_logps(model, chosen) > sequence_logps(model, rejected)).float().mean())
