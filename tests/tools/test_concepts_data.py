@@ -178,6 +178,10 @@ def _input_models() -> dict:
         "train_tiny_gpt": TrainTinyGptInput,
         "sample_text": SampleTextInput,
     }
+    from tools.align import CompareGptStagesInput, FinetuneGptInput
+
+    models["finetune_gpt"] = FinetuneGptInput
+    models["compare_gpt_stages"] = CompareGptStagesInput
     return models
 
 

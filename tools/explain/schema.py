@@ -19,6 +19,8 @@ TOOL_NAMES = (
     "tokenize_text",
     "train_tiny_gpt",
     "sample_text",
+    "finetune_gpt",
+    "compare_gpt_stages",
 )
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
