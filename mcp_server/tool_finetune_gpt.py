@@ -31,10 +31,6 @@ lineage, or a list of runs ('builtin' is the pre-trained base)."""
 
 
 def register(mcp: MCPServer, cfg: LabConfig) -> None:
-    # Not read-only (each call saves files), never destructive (generated names), idempotent (fixed seeds).
-    writes = ToolAnnotations(
-        read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
-    )
     register_tool(
         mcp,
         cfg,
