@@ -254,6 +254,22 @@ TOOL_PROFILES: dict[str, dict[str, Any]] = {
     "job_status": {"stateful": True, "image_args": []},
     "cancel_job": {"stateful": True, "image_args": []},
     "list_jobs": {"stateful": True, "image_args": []},
+    "finetune_gpt": {
+        "base": lambda cfg: {"steps": 2, "n_eval": 10, "seed": 1},
+        "valid": lambda cfg: {
+            "method": _sts().sampled_from(["sft", "dpo", "grpo"]),
+            "steps": _sts().integers(1, 3),
+            "n_eval": _sts().integers(10, 20),
+            "batch_size": _sts().sampled_from([None, 2]),
+        },
+        "long": lambda cfg: {"steps": 5000, "n_eval": 10, "time_budget_s": 50},
+        "image_args": [],
+    },
+    "compare_gpt_stages": {
+        "base": lambda cfg: {"runs": ["builtin"], "n_eval": 5},
+        "valid": lambda cfg: {"n_eval": _sts().integers(1, 10), "n_examples": _sts().integers(1, 3)},
+        "image_args": [],
+    },
     "explain_concept": {
         "base": lambda cfg: {"concept": "relu"},
         "valid": lambda cfg: {"concept": _sts().sampled_from(CONCEPTS)},
