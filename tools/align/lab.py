@@ -87,7 +87,6 @@ def _finetune(args, cfg, reporter, model, tok, ref, st: Settings) -> ToolOutput:
     rewards.check_rules(
         data.rules, chars, max_chars, all(it.answer is not None for it in data.eval_items + data.grpo)
     )
-    torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
     rng = random.Random(args.seed)
 

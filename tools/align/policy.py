@@ -7,6 +7,7 @@ Every stage (base, SFT, DPO, GRPO) is a standard `transformers` folder: `AutoMod
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -60,12 +61,19 @@ def tiny_gpt(
 
 
 def load(folder: Path) -> tuple[Any, Any]:
-    """Model (eval mode, float32) and tokenizer of a saved run folder."""
+    """Model (eval mode, float32) and tokenizer of a saved run folder.
+
+    One load at a time: from_pretrained builds the model on the meta device first, and two loads in
+    concurrent calls left a weight on meta (backward failed with "expected device meta but got cpu") or
+    gave another model's numbers (seen in the concurrency test).
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype="float32")
+    with _LOAD_LOCK:
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype="float32")
+        tokenizer = AutoTokenizer.from_pretrained(folder)
     model.eval()
-    return model, AutoTokenizer.from_pretrained(folder)
+    return model, tokenizer
 
 
 def context_size(model: Any) -> int:
@@ -209,6 +217,12 @@ def save(model: Any, tokenizer: Any, folder: Path) -> None:
     tokenizer.save_pretrained(folder)
 
 
+_LOAD_LOCK = threading.Lock()
+_THREADS_LOCK = threading.Lock()
+_threads_users = 0  # calls inside few_threads; the first saves torch's setting, the last restores it
+_threads_saved = 0
+
+
 @contextmanager
 def few_threads(model: Any) -> Iterator[None]:
     """One intra-op thread for a tiny model, restored afterwards.
@@ -217,17 +231,24 @@ def few_threads(model: Any) -> Iterator[None]:
     on the busy 2-core dev machine a training step of a 330k-parameter GPT-2 (batch 64 x 32 tokens) took
     0.55 s with 1 thread and 3 to 8 s with 2. Bigger models keep torch's default.
     """
+    global _threads_users, _threads_saved
     import torch
 
-    small = sum(p.numel() for p in model.parameters()) < SMALL_MODEL_PARAMS
-    before = torch.get_num_threads()
-    if small:
-        torch.set_num_threads(1)
+    if sum(p.numel() for p in model.parameters()) >= SMALL_MODEL_PARAMS:
+        yield
+        return
+    with _THREADS_LOCK:  # the setting is process-wide: concurrent calls share one save / restore
+        if _threads_users == 0:
+            _threads_saved = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _threads_users += 1
     try:
         yield
     finally:
-        if small:
-            torch.set_num_threads(before)
+        with _THREADS_LOCK:
+            _threads_users -= 1
+            if _threads_users == 0:
+                torch.set_num_threads(_threads_saved)
 
 
 def max_completion_chars(tokenizer: Any, max_new_tokens: int) -> int:
