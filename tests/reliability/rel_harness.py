@@ -264,6 +264,8 @@ TOOL_PROFILES: dict[str, dict[str, Any]] = {
         },
         "long": lambda cfg: {"steps": 5000, "n_eval": 10, "time_budget_s": 50},
         "image_args": [],
+        "fuzz_valid": 3,
+        "fuzz_invalid": 8,
     },
     "compare_gpt_stages": {
         "base": lambda cfg: {"runs": ["builtin"], "n_eval": 5},

@@ -209,3 +209,18 @@ def test_one_thread_is_restored_after_a_call(cfg):
     before = torch.get_num_threads()
     tune(cfg, method="sft", steps=1, n_eval=10)
     assert torch.get_num_threads() == before
+
+
+def test_sample_text_generates_from_a_stage_by_its_run_id(cfg, short_sft):
+    from tools.sample_text import run as sample_run
+    from tools.sample_text.schema import SampleTextInput
+
+    out = sample_run(
+        SampleTextInput(run_id=short_sft.run_id, prompt="Q: 12+30= A:", max_new_tokens=3, temperature=0.2),
+        cfg,
+        NullReporter(),
+    ).result
+    # the stage loads through train_tiny_gpt's run lookup; its tokens are the built-in base's characters
+    assert 1 <= len(out.tokens) <= 3 and set(out.text) <= set(
+        "0123456789+-=:?.,QA abcdefghijklmnopqrstuvwxyz\n"
+    )
