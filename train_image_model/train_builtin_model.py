@@ -3,6 +3,7 @@
     python train_image_model/train_builtin_model.py --seed 0            # start, or resume where train_image_model/runs/seed0 stopped
     python train_image_model/train_builtin_model.py --seed 0 --stage decoder   # side by side with ...
     python train_image_model/train_builtin_model.py --seed 0 --stage unet      # ... the UNet stage (after stage 1)
+    nice -n 19 python train_image_model/train_builtin_model.py --stage phrasing  # stage 4: from the shipped export
 
 Stages, each resumable from its checkpoint under train_image_model/runs/seed<N>/:
   1. AutoencoderKL 64x64x3 -> 16x16x4, trained sharp (MSE + L1 + image-gradient L1, tiny KL).
@@ -13,6 +14,16 @@ Stages, each resumable from its checkpoint under train_image_model/runs/seed<N>/
      AdamW, EMA, gradient clipping. Every --export-every steps the EMA model is exported as a complete
      diffusers StableDiffusionPipeline (fp16 safetensors) to tools/assets/builtin/ and its prompt adherence,
      read by the pixel checker, is appended to train_image_model/metrics.log.
+  4. Phrasing (--stage phrasing, issue 13): resumes from a committed fp16 export (default: the shipped model,
+     or --resume-from FOLDER), grows the tokenizer to vocabulary v2 (tools/phrasing.py's words, new embedding
+     rows initialised from the word each one is a synonym of), and trains the text encoder + UNet on prompts
+     from the phrasing grammar's training families with a fresh AdamW (short warm-up). The VAE is kept, so the
+     latent space does not move. Checkpoints (weights, optimizer, EMA, step, RNG) go to
+     train_image_model/runs/phrasing/phrasing.pt every --phrasing-checkpoint-every steps; every
+     --phrasing-export-every steps the EMA model is exported to train_image_model/runs/phrasing/export/ and
+     scored on the template list and on the seen and the held-out phrasing families (appended to
+     train_image_model/metrics.log, stage "phrasing"). Copying an export into tools/assets/builtin/ (or
+     train_image_model/checkpoints/) is a separate, deliberate step.
 """
 
 from __future__ import annotations
@@ -34,7 +45,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tools import builtin_vocab, scenes  # the project installed (pip install -e .), no sys.path edits
+# the project installed (pip install -e .), no sys.path edits
+from tools import builtin_vocab, phrasing, scenes
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -53,6 +65,7 @@ class Stream(IntEnum):
     VAE = 0  # stage 1: VAE batches and crops
     UNET = 1  # stage 2: batches, noise levels, prompt drop-out
     DECODER = 2  # the optional decoder refinement
+    PHRASING = 4  # stage 4: batches, noise levels, prompts from the phrasing grammar
     EVAL_NOISE = 0  # + the index of the first prompt of each evaluation batch
     REPORT_SCENES = 999  # absolute: the VAE report's fixed scenes
 
@@ -82,6 +95,17 @@ class Config:
     export_every: int = 800
     eval_guidance: float = 3.0
     eval_steps: int = 20
+    eval_per_family: int = 16  # phrasing families: prompts per family in each export's evaluation
+    # stage 4 (phrasing): a fine-tune of a trained model, so the UNet moves slowly and the text encoder,
+    # which must learn ~90 new tokens and new sentence shapes, faster
+    phrasing_steps: int = (
+        100_000  # no schedule end: a constant rate after warm-up, stopped and resumed at will
+    )
+    phrasing_unet_lr: float = 1e-4
+    phrasing_text_lr: float = 5e-4
+    phrasing_warmup: int = 100
+    phrasing_checkpoint_every: int = 100
+    phrasing_export_every: int = 600
 
 
 # ------------------------------------------------------------------ model definitions
@@ -392,15 +416,12 @@ def make_pipeline(vae, text_encoder, tokenizer, unet):
     return pipe
 
 
-@torch.no_grad()
-def evaluate(pipe, cfg: Config) -> tuple[dict, list[np.ndarray]]:
-    cases = scenes.eval_cases()
+def _generate(pipe, cfg: Config, prompts: list[str]) -> list[np.ndarray]:
     images = []
-    for i in range(0, len(cases), 32):
-        chunk = cases[i : i + 32]
+    for i in range(0, len(prompts), 32):
         gen = torch.Generator().manual_seed(cfg.seed + Stream.EVAL_NOISE + i)
         out = pipe(
-            [c["prompt"] for c in chunk],
+            prompts[i : i + 32],
             num_inference_steps=cfg.eval_steps,
             guidance_scale=cfg.eval_guidance,
             generator=gen,
@@ -409,10 +430,26 @@ def evaluate(pipe, cfg: Config) -> tuple[dict, list[np.ndarray]]:
             width=64,
         )
         images += [(im * 255).round().astype(np.uint8) for im in out.images]
+    return images
+
+
+@torch.no_grad()
+def evaluate(pipe, cfg: Config, phrasing_lists: bool = False) -> tuple[dict, list[np.ndarray]]:
+    """Adherence on the template list (all, held-out combinations) and, with phrasing_lists, on the seen and the
+    held-out phrasing families (tools/phrasing.py)."""
+    cases = scenes.eval_cases()
+    images = _generate(pipe, cfg, [c["prompt"] for c in cases])
     all_scores = scenes.score(cases, images)
     held = [i for i, c in enumerate(cases) if c["held_out"] == "yes"]
     held_scores = scenes.score([cases[i] for i in held], [images[i] for i in held])
-    return {"all": all_scores, "held_out": held_scores}, images
+    metrics = {"all": all_scores, "held_out": held_scores}
+    if phrasing_lists:
+        for name, held_out in (("phrasing_seen", False), ("phrasing_held_out", True)):
+            pcases = phrasing.eval_cases(held_out=held_out, per_family=cfg.eval_per_family)
+            pimages = _generate(pipe, cfg, [c["prompt"] for c in pcases])
+            metrics[name] = scenes.score(pcases, pimages)
+            images += pimages
+    return metrics, images
 
 
 def export(pipe, out_dir: Path, tokenizer_files: Path | None = None) -> None:
@@ -561,6 +598,206 @@ def train_unet(
             t0 += time.time() - t1
 
 
+# ------------------------------------------------------------------ stage 4: phrasing fine-tune
+
+
+def load_export(folder: Path):
+    """vae, text encoder, unet (fp32) of an exported diffusers folder (fp16 on disk), and its tokenizer."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    vae = AutoencoderKL.from_pretrained(folder / "vae").float()
+    text_encoder = CLIPTextModel.from_pretrained(folder / "text_encoder").float()
+    unet = UNet2DConditionModel.from_pretrained(folder / "unet").float()
+    return vae, text_encoder, unet, builtin_vocab.load_tokenizer(folder / "tokenizer")
+
+
+def synonym_of(word: str) -> str | None:
+    """The version-1 word a phrasing synonym means ('tiny' -> 'small'), or None."""
+    tables: list[tuple[str, tuple[str, ...]]] = [
+        *phrasing.SHAPE_WORDS.items(),
+        *((k, tuple(w.split("-")[0].split()[0] for w in ws)) for k, ws in phrasing.SIZE_WORDS.items()),
+        *phrasing.VERTICAL.items(),
+        ("center", phrasing.CENTRE_WORDS),
+        ("background", phrasing.BACKGROUND_NOUNS),
+        ("on", phrasing.BACKGROUND_PREPOSITIONS),
+    ]
+    for canonical, words in tables:
+        if word in words and canonical != word:
+            return canonical
+    return None
+
+
+@torch.no_grad()
+def grow_vocabulary(text_encoder, old_vocab: dict[str, int], new_vocab: dict[str, int]) -> dict[str, str]:
+    """Add embedding rows for the tokens new_vocab adds; old ids must be unchanged.
+
+    A synonym's row starts as a copy of its version-1 word ('tiny' as 'small', 'backdrop' as 'background'),
+    so the model reads it right before any training; other new tokens ('please', 'draw', pieces of words)
+    start at the mean of the version-1 function words, which the model has learnt to mostly ignore.
+    Returns how each new whole-word token was initialised.
+    """
+    assert all(new_vocab[t] == i for t, i in old_vocab.items()), "vocabulary v2 must keep v1's ids"
+    old = text_encoder.get_input_embeddings().weight.detach().clone()  # (V_old, hidden)
+    assert old.shape[0] == len(old_vocab), (old.shape, len(old_vocab))
+    text_encoder.resize_token_embeddings(len(new_vocab), mean_resizing=False)
+    rows = text_encoder.get_input_embeddings().weight  # (V_new, hidden)
+    function_mean = old[[old_vocab[w + builtin_vocab.SUFFIX] for w in scenes.FUNCTION_WORDS]].mean(0)
+    init: dict[str, str] = {}
+    for token, i in new_vocab.items():
+        if i < len(old_vocab):
+            continue
+        word = token.removesuffix(builtin_vocab.SUFFIX)
+        source = synonym_of(word) if token.endswith(builtin_vocab.SUFFIX) else None
+        rows[i] = old[old_vocab[source + builtin_vocab.SUFFIX]] if source else function_mean
+        if token.endswith(builtin_vocab.SUFFIX):
+            init[word] = source or "mean of function words"
+    return init
+
+
+def train_phrasing(cfg: Config, run: Path, resume_from: Path, metrics_log: Path) -> None:
+    from transformers import CLIPTextModel
+
+    vae, text_encoder, unet, old_tokenizer = load_export(resume_from)
+    vae.requires_grad_(False).eval()
+    tok_dir = builtin_vocab.write_tokenizer_files(run / "tokenizer_files", version=2)
+    tokenizer = builtin_vocab.load_tokenizer(tok_dir)
+    vocab = tokenizer.get_vocab()
+    if len(old_tokenizer.get_vocab()) != len(vocab):
+        init = grow_vocabulary(text_encoder, old_tokenizer.get_vocab(), vocab)
+        log.info(
+            "vocabulary %d -> %d tokens; new words: %s", len(old_tokenizer), len(vocab), json.dumps(init)
+        )
+    ema_unet = type(unet).from_config(unet.config)
+    ema_text = CLIPTextModel(text_encoder.config)
+    ema_unet.load_state_dict(unet.state_dict())
+    ema_text.load_state_dict(text_encoder.state_dict())
+    groups = [
+        {"params": list(unet.parameters()), "peak": cfg.phrasing_unet_lr},
+        {"params": list(text_encoder.parameters()), "peak": cfg.phrasing_text_lr},
+    ]
+    opt = torch.optim.AdamW(groups, lr=cfg.phrasing_unet_lr, weight_decay=0.01)
+    params = list(unet.parameters()) + list(text_encoder.parameters())
+    ema_params = list(ema_unet.parameters()) + list(ema_text.parameters())
+    gen, prng = (
+        torch.Generator().manual_seed(cfg.seed + Stream.PHRASING),
+        random.Random(cfg.seed + Stream.PHRASING),
+    )
+    ckpt, step = run / "phrasing.pt", 0
+    if ckpt.exists():
+        state = torch.load(ckpt, weights_only=False)
+        unet.load_state_dict(state["unet"])
+        text_encoder.load_state_dict(state["text"])
+        ema_unet.load_state_dict(state["ema_unet"])
+        ema_text.load_state_dict(state["ema_text"])
+        opt.load_state_dict(state["opt"])
+        set_rng_state(state["rng"], gen, prng)
+        step = state["step"]
+        log.info("phrasing: resumed at step %d from %s", step, ckpt)
+    else:
+        log.info("phrasing: starting from the export in %s, fresh optimizer", resume_from)
+
+    items, images = render_dataset(cfg)
+    latents = encode_dataset(vae, images, run)  # (N, 4, 16, 16), cached in the run folder
+    del images
+    log.info("%d scenes encoded; training families: %s", len(items), ", ".join(phrasing.TRAIN_FAMILIES))
+    sched = make_scheduler()
+    n, T = len(latents), sched.config.num_train_timesteps
+
+    def export_and_evaluate() -> None:
+        t1 = time.time()
+        ema_unet.eval()
+        ema_text.eval()
+        pipe = make_pipeline(vae, ema_text, tokenizer, ema_unet)
+        export(pipe, run / "export", tok_dir)
+        (run / "export" / "tokenizer" / "trained_words.json").write_text(
+            json.dumps(list(phrasing.VOCABULARY))
+        )
+        metrics, grid_images = evaluate(pipe, cfg, phrasing_lists=True)
+        save_grid(grid_images, run / "grid_latest.png", cols=16)
+        line = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "seed": cfg.seed,
+            "stage": "phrasing",
+            "resumed_from": str(
+                resume_from.relative_to(ROOT) if resume_from.is_relative_to(ROOT) else resume_from
+            ),
+            "step": step,
+            "samples_seen": step * cfg.unet_batch,
+            **metrics,
+        }
+        with open(metrics_log, "a") as f:
+            f.write(json.dumps(line) + "\n")
+        log.info("export + eval at step %d (%.0f s): %s", step, time.time() - t1, json.dumps(metrics))
+
+    if step == 0:
+        export_and_evaluate()  # the starting point, new embedding rows included, before any training
+    unet.train()
+    text_encoder.train()
+    t0 = time.time()
+    while step < cfg.phrasing_steps:
+        warm = min(1.0, (step + 1) / cfg.phrasing_warmup)
+        for g in opt.param_groups:
+            g["lr"] = g["peak"] * warm
+        idx = torch.randint(0, n, (cfg.unet_batch,), generator=gen)
+        x0 = latents[idx] * vae.config.scaling_factor  # (B, 4, 16, 16)
+        prompts = [phrasing.describe(items[i], prng, p_empty=cfg.p_empty) for i in idx.tolist()]
+        ids = tokenizer(
+            prompts,
+            padding="max_length",
+            max_length=builtin_vocab.MAX_LENGTH,
+            truncation=True,
+            return_tensors="pt",
+        ).input_ids  # (B, 32)
+        noise = torch.randn(x0.shape, generator=gen)
+        # as in stage 3's layout phase: plain v-loss, half of each batch at high noise where layout is decided
+        t = torch.randint(0, T, (cfg.unet_batch,), generator=gen)
+        half = cfg.unet_batch // 2
+        t[:half] = torch.randint(cfg.layout_t_min, T, (half,), generator=gen)
+        xt = sched.add_noise(x0, noise, t)
+        target = sched.get_velocity(x0, noise, t)
+        cond = text_encoder(ids).last_hidden_state  # (B, 32, 128)
+        pred = unet(xt, t, encoder_hidden_states=cond).sample  # (B, 4, 16, 16)
+        loss = F.mse_loss(pred, target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gnorm = torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step += 1
+        with torch.no_grad():
+            torch._foreach_lerp_(ema_params, params, 1 - cfg.ema_decay)
+        if step % 50 == 0:
+            log.info(
+                "phrasing step %d loss %.4f gnorm %.2f lr %.1e/%.1e %.2f s/step",
+                step,
+                loss.item(),
+                gnorm.item(),
+                opt.param_groups[0]["lr"],
+                opt.param_groups[1]["lr"],
+                (time.time() - t0) / 50,
+            )
+            t0 = time.time()
+        if step % cfg.phrasing_checkpoint_every == 0:
+            save_checkpoint(
+                ckpt,
+                {
+                    "unet": unet.state_dict(),
+                    "text": text_encoder.state_dict(),
+                    "ema_unet": ema_unet.state_dict(),
+                    "ema_text": ema_text.state_dict(),
+                    "opt": opt.state_dict(),
+                    "step": step,
+                    "rng": rng_state(gen, prng),
+                    "resumed_from": str(resume_from),
+                },
+            )
+        if step % cfg.phrasing_export_every == 0:
+            export_and_evaluate()
+            unet.train()
+            text_encoder.train()
+            t0 = time.time()
+
+
 def save_grid(images: list[np.ndarray], path: Path, cols: int = 8) -> None:
     from PIL import Image
 
@@ -582,11 +819,27 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument(
         "--stage",
-        choices=["all", "decoder", "unet"],
+        choices=["all", "decoder", "unet", "phrasing"],
         default="all",
-        help="all: every stage in order; decoder / unet: only that stage (they can run side by side)",
+        help="all: stages 1-3 in order; decoder / unet: only that stage (they can run side by side); "
+        "phrasing: stage 4, resumed from --resume-from",
     )
-    for f in ("vae_steps", "decoder_steps", "unet_steps", "unet_batch", "export_every", "n_scenes"):
+    ap.add_argument(
+        "--resume-from",
+        type=Path,
+        default=ROOT / "tools" / "assets" / "builtin",
+        help="phrasing stage: the exported diffusers folder to start from (ignored once phrasing.pt exists)",
+    )
+    int_flags = ("vae_steps", "decoder_steps", "unet_steps", "unet_batch", "export_every", "n_scenes")
+    phrasing_flags = (
+        "eval_per_family",
+        "eval_steps",
+        "phrasing_steps",
+        "phrasing_warmup",
+        "phrasing_checkpoint_every",
+        "phrasing_export_every",
+    )
+    for f in (*int_flags, *phrasing_flags):
         ap.add_argument("--" + f.replace("_", "-"), type=int, default=getattr(Config, f))
     args = ap.parse_args()
     cfg = Config(
@@ -597,8 +850,10 @@ def main() -> None:
         unet_batch=args.unet_batch,
         export_every=args.export_every,
         n_scenes=args.n_scenes,
+        **{f: getattr(args, f) for f in phrasing_flags},
     )
-    run = args.run_dir or HERE / "runs" / f"seed{cfg.seed}"
+    default_run = "phrasing" if args.stage == "phrasing" else f"seed{cfg.seed}"
+    run = args.run_dir or HERE / "runs" / default_run
     run.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(
         level=logging.INFO,
@@ -611,6 +866,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(cfg.seed)
     log.info("config %s", json.dumps(asdict(cfg)))
+    if args.stage == "phrasing":
+        train_phrasing(cfg, run, args.resume_from.resolve(), args.metrics_log)
+        return
 
     items, images = render_dataset(cfg)
     log.info("rendered %d scenes", len(items))
