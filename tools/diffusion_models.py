@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ BUILTIN_NAME = "builtin"
 BUILTIN_DIR = Path(__file__).resolve().parent / "assets" / "builtin"
 SUPPORTED_PIPELINES = ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline")
 REQUIRED_COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
+TRAINED_WORDS_FILE = "tokenizer/trained_words.json"
 SCHEDULERS = {
     "ddim": "DDIMScheduler",
     "euler": "EulerDiscreteScheduler",
@@ -139,9 +141,7 @@ def describe(entry: ModelEntry) -> ModelInfo:
     vocabulary = None
     notes = "A Stable Diffusion folder from the user's disk."
     if is_builtin:
-        from tools.scenes import VOCABULARY
-
-        vocabulary = list(VOCABULARY)
+        vocabulary = trained_words(p)
         notes = (
             "Tiny latent diffusion model trained from scratch by this project on 64x64 procedural scenes: one "
             "shape (circle, square, triangle) of a colour, a size and a position, on a coloured background, e.g. "
@@ -166,6 +166,30 @@ def describe(entry: ModelEntry) -> ModelInfo:
         vocabulary=vocabulary,
         notes=notes,
     )
+
+
+def trained_words(path: Path) -> list[str]:
+    """The words a built-in model folder was trained on.
+
+    tokenizer/trained_words.json, written with every export of the training script's phrasing stage; the first
+    shipped model predates that file and was trained on tools.scenes.VOCABULARY alone.
+    """
+    f = path / TRAINED_WORDS_FILE
+    if f.is_file():
+        return [str(w) for w in json.loads(f.read_text(encoding="utf-8"))]
+    from tools.scenes import VOCABULARY
+
+    return list(VOCABULARY)
+
+
+def unknown_words(prompt: str, vocabulary: list[str]) -> list[str]:
+    """The prompt's words outside `vocabulary`, in order, each once.
+
+    Words are runs of letters in lower case, as CLIP's tokenizer splits text before its BPE; digits and
+    punctuation are not words.
+    """
+    known = set(vocabulary)
+    return list(dict.fromkeys(w for w in re.findall(r"[^\W\d_]+", prompt.lower()) if w not in known))
 
 
 def list_models(cfg: LabConfig) -> ListModelsResult:
