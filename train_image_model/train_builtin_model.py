@@ -730,9 +730,15 @@ def train_phrasing(cfg: Config, run: Path, resume_from: Path, metrics_log: Path)
     else:
         log.info("phrasing: starting from the export in %s, fresh optimizer", resume_from)
 
-    items, images = render_dataset(cfg)
-    latents = encode_dataset(vae, images, run)  # (N, 4, 16, 16), cached in the run folder
-    del images
+    if (run / "latents.pt").exists():  # a resume: the scenes (same seed, same order) without rendering them
+        rng = random.Random(cfg.seed)
+        items = [scenes.sample_scene(rng) for _ in range(cfg.n_scenes)]
+        latents = torch.load(run / "latents.pt")
+    else:
+        items, images = render_dataset(cfg)
+        latents = encode_dataset(vae, images, run)  # (N, 4, 16, 16), cached in the run folder
+        del images
+    assert len(latents) == len(items), "--n-scenes differs from the run that cached the latents"
     log.info("%d scenes encoded; training families: %s", len(items), ", ".join(phrasing.TRAIN_FAMILIES))
     sched = make_scheduler()
     n, T = len(latents), sched.config.num_train_timesteps
