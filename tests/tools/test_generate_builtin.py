@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -23,7 +25,9 @@ def cfg(tmp_path):
 def test_builtin_is_listed_with_its_vocabulary_and_native_size(cfg):
     (m,) = [m for m in diffusion_models.list_models(cfg).models if m.name == "builtin"]
     assert (m.native_size, m.size_multiple, m.latent_downscale, m.latent_channels) == (64, 16, 4, 4)
-    assert m.prediction_type == "v_prediction" and set(scenes.VOCABULARY) == set(m.vocabulary)
+    assert m.prediction_type == "v_prediction" and m.vocabulary is not None
+    # the words it was trained on: the first model's scene words, and later the phrasing grammar's too
+    assert set(scenes.VOCABULARY) <= set(m.vocabulary) == set(diffusion_models.trained_words(Path(m.path)))
 
 
 def test_builtin_generates_a_64px_scene_offline_with_one_token_per_word(cfg, monkeypatch):
