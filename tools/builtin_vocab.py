@@ -7,7 +7,7 @@ Unknown words fall back to single characters, which are all in the vocabulary.
 
 The vocabulary grew once: version 1 (tools/scenes.py's words) ends with the start and end tokens; the
 phrasing grammar's extra words (tools/phrasing.py) come after them, so every version-1 token keeps its id and a
-text encoder trained on version 1 only needs new embedding rows (train/train_builtin_model.py adds them).
+text encoder trained on version 1 only needs new embedding rows (train_image_model/train_builtin_model.py adds them).
 """
 
 from __future__ import annotations
