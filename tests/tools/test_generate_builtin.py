@@ -40,6 +40,18 @@ def test_builtin_generates_a_64px_scene_offline_with_one_token_per_word(cfg, mon
     assert res.tokens.count == 14 and res.tokens.tokens[3] == "red</w>"
     im = np.asarray(Image.open(res.images[0].path))
     assert im.shape == (64, 64, 3) and im.std() > 5  # a picture, not a flat field
+    assert res.unknown_words == [] and "never saw" not in r.summary
+
+
+def test_builtin_says_which_prompt_words_it_never_saw_and_what_tokens_they_became(cfg):
+    r = generate.run(
+        generate.GenerateInput(prompt="a small red zebra, top left; Zebra on blue!", steps=2), cfg
+    )
+    (u,) = r.result.unknown_words
+    ids = r.result.tokens.tokens
+    assert u.word == "zebra" and "".join(u.tokens).replace("</w>", "") == "zebra" and len(u.tokens) > 1
+    assert all(t in ids for t in u.tokens)  # the same pieces the prompt's token list shows
+    assert "'zebra'" in r.summary and "never saw" in r.summary
 
 
 def test_builtin_img2img_keeps_the_layout_at_low_strength_and_not_at_full_strength(cfg, tmp_path):

@@ -29,6 +29,7 @@ from tools.generate.schema import (
     Shapes,
     Timings,
     TokenInfo,
+    UnknownWord,
 )
 from tools.images import decode, open_image_input
 from tools.paths import new_output_path, output_uri
@@ -246,6 +247,11 @@ def generate(args: GenerateInput, cfg: LabConfig, reporter: Reporter | None = No
         t0 = time.perf_counter()
         tokens = token_info(pipe.tokenizer, args.prompt)
         negative = token_info(pipe.tokenizer, args.negative_prompt) if args.negative_prompt else None
+        unknown = [
+            UnknownWord(word=w, tokens=pipe.tokenizer.tokenize(w))
+            for w in dm.unknown_words(args.prompt, info.vocabulary or [])
+            if info.kind == "builtin"
+        ]
         guidance = args.guidance_scale
         if guidance is None:
             guidance = BUILTIN_GUIDANCE if info.kind == "builtin" else SD_GUIDANCE
@@ -351,6 +357,7 @@ def generate(args: GenerateInput, cfg: LabConfig, reporter: Reporter | None = No
             pipeline_cached=cached,
             steps_shown=[s for s, _ in frames],
             steps_strip=strip,
+            unknown_words=unknown,
         )
         summary = (
             f"{result.mode} with {info.name!r}: {len(saved)} image(s) {width}x{height}, {steps_run} {result.scheduler} "
@@ -359,4 +366,10 @@ def generate(args: GenerateInput, cfg: LabConfig, reporter: Reporter | None = No
             + ", ".join(s.uri for s in saved)
             + (" (prompt truncated to the tokenizer limit)" if tokens.truncated else "")
         )
+        if unknown:
+            said = ", ".join(f"'{u.word}' (tokens {' '.join(u.tokens)})" for u in unknown)
+            summary += (
+                f"\nThe built-in model never saw these prompt words in training, so the picture likely ignores them: "
+                f"{said}. Rephrase with its vocabulary (list_models)."
+            )
         return ToolOutput(result=result, images=inline, summary=summary)

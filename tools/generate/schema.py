@@ -109,6 +109,13 @@ class SavedImage(BaseModel):
     height: int = Field(description="Height in pixels.")
 
 
+class UnknownWord(BaseModel):
+    word: str = Field(description="A word of the prompt the built-in model never saw in training.")
+    tokens: list[str] = Field(
+        description="The tokens the tokenizer made of it (pieces with no learnt meaning)."
+    )
+
+
 class GenerateResult(BaseModel):
     model: str = Field(
         description="The model used: 'builtin' or a --model-dir folder's name (see list_models)."
@@ -137,3 +144,8 @@ class GenerateResult(BaseModel):
     pipeline_cached: bool = Field(description="Whether the pipeline was already loaded before this call.")
     steps_shown: list[int] = Field(default_factory=list, description="show_steps: step numbers in the strip.")
     steps_strip: SavedImage | None = Field(None, description="show_steps: the saved strip.")
+    unknown_words: list[UnknownWord] = Field(
+        default_factory=list,
+        description="Built-in model: the prompt's words it never saw in training, and their tokens. The picture "
+        "most likely ignores them; rephrase with words from list_models' vocabulary.",
+    )
