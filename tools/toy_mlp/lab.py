@@ -13,7 +13,7 @@ from tools.arguments import allowed_text, argument_path
 from tools.common import InlineImage, InvalidArgument, Reporter, ToolOutput
 from tools.config import LabConfig
 from tools.images import to_inline_png
-from tools.toy_mlp import data, picture, snapshots, store
+from tools.toy_mlp import data, diagnose, picture, snapshots, store
 from tools.toy_mlp.model import MLP
 from tools.toy_mlp.schema import (
     VARIANT_FIELDS,
@@ -26,7 +26,7 @@ from tools.toy_mlp.schema import (
     TrainToyMlpInput,
     TrainToyMlpResult,
 )
-from tools.toy_mlp.train import FitResult, Optimizer, Pacer, Stream, fit, generator
+from tools.toy_mlp.train import FitResult, Optimizer, Pacer, Split, Stream, fit, generator
 
 MAX_NAME = 40
 
@@ -157,7 +157,7 @@ def check_arguments(args: TrainToyMlpInput, cfg: LabConfig) -> Plan:
     task, n_total = _check_data(args, cfg)
     n_train = _n_train(n_total, args.train_ratio)
     if args.variants is None:
-        name = f"{args.activation} {args.hidden_layers}, {args.optimizer} lr {args.learning_rate:g}"
+        name = f"{picture.architecture(_settings(args))}, {args.optimizer} lr {args.learning_rate:g}"
         runs = [RunPlan(name, {}, args, _check_run(args, "", task))]
     else:
         if not 1 <= len(args.variants) <= limits.max_variants:
@@ -194,8 +194,11 @@ def _settings(r: TrainToyMlpInput) -> dict[str, Any]:
     return {k: getattr(r, k) for k in VARIANT_FIELDS}
 
 
-def _run_result(k: int, rp: RunPlan, net: MLP, fr: FitResult, boundary: list[BoundarySnapshot]) -> RunResult:
+def _run_result(
+    k: int, rp: RunPlan, net: MLP, split: Split, fr: FitResult, boundary: list[BoundarySnapshot]
+) -> RunResult:
     epochs = rp.args.epochs
+    found = diagnose.diagnose(rp.args, net, split, fr)
     end: list[float | None] = list(fr.grad_end) or [None] * len(fr.grad_start)
     assert fr.train is not None and fr.test is not None  # fit() always evaluates at the end
     return RunResult(
@@ -213,6 +216,8 @@ def _run_result(k: int, rp: RunPlan, net: MLP, fr: FitResult, boundary: list[Bou
             epochs=fr.epochs,
             train_loss=[_finite(v) for v in fr.train_loss],
             test_loss=[_finite(v) for v in fr.test_loss],
+            step_epochs=[round(e, 4) for e in fr.step_epochs],
+            step_train_loss=[_finite(v) for v in fr.step_train_loss],
         ),
         gradient_norms=[
             LayerGradient(layer=name, start=_finite(s), end=_finite(e))
@@ -228,6 +233,8 @@ def _run_result(k: int, rp: RunPlan, net: MLP, fr: FitResult, boundary: list[Bou
         stop_detail=fr.stop_detail or f"completed {epochs} epochs",
         weights_prefix=f"run{k}.",
         boundary=boundary,
+        diagnosis=found[0],
+        other_findings=found[1:],
     )
 
 
@@ -241,8 +248,32 @@ def _num(x: float | None, spec: str = ".4g") -> str:
     return "n/a" if x is None else format(x, spec)
 
 
+def call_text(next_call: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in next_call.items())
+
+
+def _diagnosis_lines(res: TrainToyMlpResult) -> list[str]:
+    """The teacher's reading first: one line per run (its most serious finding), then the others briefly."""
+    lines = []
+    for r in res.runs:
+        d = r.diagnosis
+        who = f"{r.name}: " if len(res.runs) > 1 else ""
+        tag = "Diagnosis" if d.warning else "Diagnosis (ok)"
+        line = f"{tag} [{d.code}] {who}{d.message}"
+        if d.next_call:
+            line += f" Try: train_toy_mlp with {call_text(d.next_call)}."
+        line += f" (explain_concept('{d.concept}'))"
+        lines.append(line)
+        for o in r.other_findings:
+            lines.append(f"  also [{o.code}]: {o.message.split(':')[0]}.")
+    return lines
+
+
 def _summary(res: TrainToyMlpResult) -> str:
-    lines = [f"train_toy_mlp on {res.dataset} ({res.task}, {res.n_train} train / {res.n_test} test points):"]
+    lines = _diagnosis_lines(res)
+    lines.append(
+        f"train_toy_mlp on {res.dataset} ({res.task}, {res.n_train} train / {res.n_test} test points):"
+    )
     for r in res.runs:
         if r.test_accuracy is not None:
             metric = f"test accuracy {r.test_accuracy:.1%} (train {r.train_accuracy:.1%})"
@@ -296,7 +327,7 @@ def train_toy_mlp(args: TrainToyMlpInput, cfg: LabConfig, reporter: Reporter) ->
             if fr.stop_reason == "time_budget":
                 boundary.finish(fr.epochs_run)
             nets.append(net)
-            results.append(_run_result(k, rp, net, fr, boundary.snapshots))
+            results.append(_run_result(k, rp, net, split, fr, boundary.snapshots))
             pacer.finished_runs.append(
                 {"name": rp.name, "train_loss": results[-1].train_loss, "test_loss": results[-1].test_loss}
             )

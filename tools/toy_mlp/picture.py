@@ -55,7 +55,10 @@ def draw(runs: list, xy_tr, y_tr, xy_te, y_te, task: str, custom: bool = False) 
         m = float(torch.cat([y_tr, y_te]).abs().max()) or 1.0
         vmin, vmax = -m, m
     finite_losses = [
-        v for *_, res in runs for v in res.history.train_loss + res.history.test_loss if v is not None
+        v
+        for *_, res in runs
+        for v in res.history.train_loss + res.history.test_loss + res.history.step_train_loss
+        if v is not None
     ]
     log_y = bool(finite_losses) and min(finite_losses) > 0
     if log_y:  # labels at 1-2-5 steps over a short range, at powers of ten over a long one
@@ -64,7 +67,7 @@ def draw(runs: list, xy_tr, y_tr, xy_te, y_te, task: str, custom: bool = False) 
         row, col = 2 * (i // ncols), i % ncols
         ax, lax = axes[row][col], axes[row + 1][col]
         surface = prediction(net.predict(data.featurize(grid, features)), task).view(GRID, GRID)
-        surface = torch.nan_to_num(surface.float(), nan=(vmin + vmax) / 2)
+        surface = torch.nan_to_num(surface.float(), nan=(vmin + vmax) / 2, posinf=vmax, neginf=vmin)
         ax.imshow(
             surface.numpy(),
             origin="lower",
@@ -95,7 +98,9 @@ def draw(runs: list, xy_tr, y_tr, xy_te, y_te, task: str, custom: bool = False) 
         else:
             metric = "test R² n/a" if res.test_r2 is None else f"test R² {res.test_r2:.3f}"
         stop = "" if res.stop_reason == "completed" else f" [{res.stop_reason}]"
-        ax.set_title(f"{name}\n{metric}{stop}", fontsize=8)
+        arch = architecture(res.settings)
+        title = name if arch in name else f"{name}\n{arch}"
+        ax.set_title(f"{title}\n{metric}{stop}", fontsize=8)
         h = res.history
         lax.plot(
             h.epochs,
@@ -112,6 +117,24 @@ def draw(runs: list, xy_tr, y_tr, xy_te, y_te, task: str, custom: bool = False) 
             ls="--",
             label="test",
         )
+        if h.step_epochs:  # diverged: the steps of the last epoch, up to the first non-finite loss
+            finite = [(e, v) for e, v in zip(h.step_epochs, h.step_train_loss, strict=True) if v is not None]
+            prev = [(e, v) for e, v in zip(h.epochs, h.train_loss, strict=True) if v is not None][-1:]
+            pts = prev + finite
+            lax.plot([e for e, _ in pts], [v for _, v in pts], color="#333333", lw=1.0, marker=".", ms=3)
+            nan_at = next(
+                (e for e, v in zip(h.step_epochs, h.step_train_loss, strict=True) if v is None), None
+            )
+            if nan_at is not None:
+                lax.axvline(nan_at, color="#d62728", lw=0.8, ls=":")
+                lax.annotate("NaN", (nan_at, 1.0), xycoords=("data", "axes fraction"), color="#d62728",
+                             fontsize=7, ha="right", va="top")  # fmt: skip
+            lax.set_xlim(0, max([e for e, _ in pts] + [nan_at or 0.0]) * 1.1)
+        d = res.diagnosis
+        lax.set_title(
+            f"{'!' if d.warning else 'ok'}: {d.code.replace('_', ' ')}",
+            fontsize=7, color="#b22222" if d.warning else "#2e7d32", pad=2,
+        )  # fmt: skip
         if log_y:
             lax.set_yscale("log")
             lax.yaxis.set_major_locator(LogLocator(subs=subs, numticks=6))
@@ -132,13 +155,46 @@ def draw(runs: list, xy_tr, y_tr, xy_te, y_te, task: str, custom: bool = False) 
                 lo * 0.8 if log_y else lo - 0.05 * (hi - lo),
                 hi * 1.25 if log_y else hi + 0.05 * (hi - lo) + 1e-9,
             )
+    fig.legend(
+        handles=_legend_handles(task), loc="lower center", ncol=4 if ncols > 1 else 2, fontsize=7, frameon=False,
+        bbox_to_anchor=(0.5, 0.0), handletextpad=0.2, columnspacing=1.0,
+    )  # fmt: skip
     for i in range(n, nrows * ncols):  # empty cells of the last row
         axes[2 * (i // ncols)][i % ncols].axis("off")
         axes[2 * (i // ncols) + 1][i % ncols].axis("off")
     fig.subplots_adjust(
-        left=0.17 / ncols, right=1 - 0.03 / ncols, top=1 - 0.075 / nrows, bottom=0.075 / nrows
+        left=0.17 / ncols,
+        right=1 - 0.03 / ncols,
+        top=1 - 0.1 / nrows,
+        bottom=(0.115 if ncols > 1 else 0.15) / nrows,
     )
     return _png(fig)
+
+
+def architecture(settings: dict) -> str:
+    """'tanh [8, 8]', 'relu [8, 8] residual' or 'linear (no hidden layer)' (no activation is used then)."""
+    if not settings["hidden_layers"]:
+        return "linear (no hidden layer)"
+    return f"{settings['activation']} {settings['hidden_layers']}" + (
+        " residual" if settings["residual"] else ""
+    )
+
+
+def _legend_handles(task: str) -> list:
+    from matplotlib.lines import Line2D
+
+    def dot(face: str, edge: str, label: str) -> Line2D:
+        return Line2D(
+            [], [], ls="", marker="o", ms=5, markerfacecolor=face, markeredgecolor=edge, label=label
+        )
+
+    points = [
+        dot("#bbbbbb", "white", "train point (white edge)"),
+        dot("#bbbbbb", "black", "test point (black edge)"),
+    ]
+    if task == "classification":
+        return [dot(ORANGE, ORANGE, "class 0"), dot(BLUE, BLUE, "class 1"), *points]
+    return [dot(ORANGE, ORANGE, "negative target"), dot(BLUE, BLUE, "positive target"), *points]
 
 
 def _png(fig) -> bytes:

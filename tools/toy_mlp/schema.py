@@ -166,6 +166,44 @@ class History(BaseModel):
     test_loss: list[float | None] = Field(
         description="Loss on the test set at each epoch (null if not finite)."
     )
+    step_epochs: list[float] = Field(
+        [],
+        description="Only when training diverged: where each step of the diverging epoch ends, as a fractional "
+        "epoch (e.g. 0.04 = the first of 25 steps of epoch 1).",
+    )
+    step_train_loss: list[float | None] = Field(
+        [],
+        description="Only when training diverged: the training loss after each of those steps, up to the first "
+        "non-finite one (null).",
+    )
+
+
+DiagnosisCode = Literal[
+    "diverged",
+    "dead_relu",
+    "learning_rate_too_high",
+    "vanishing_gradient",
+    "not_linearly_separable",
+    "underfitting",
+    "overfitting",
+    "healthy",
+]
+
+
+class Diagnosis(BaseModel):
+    code: DiagnosisCode = Field(
+        description="What the numbers say, most serious first: diverged, dead_relu, learning_rate_too_high, "
+        "vanishing_gradient, not_linearly_separable, underfitting, overfitting; healthy when none applies."
+    )
+    warning: bool = Field(description="False only for 'healthy'.")
+    message: str = Field(description="One or two sentences: what happened, from which numbers, and why.")
+    next_call: dict[str, Any] = Field(
+        description="Arguments to change in the same call to see the remedy (empty when nothing to change)."
+    )
+    concept: str = Field(description="explain_concept id that teaches the idea, e.g. 'learning_rate'.")
+    evidence: dict[str, float | int | str | None] = Field(
+        description="The numbers the diagnosis was drawn from."
+    )
 
 
 class LayerGradient(BaseModel):
@@ -216,6 +254,10 @@ class RunResult(BaseModel):
     )
     boundary: list[BoundarySnapshot] = Field(
         description="The decision boundary / surface at a few epochs (for the interactive view), oldest first."
+    )
+    diagnosis: Diagnosis = Field(description="The most serious finding about this run (or 'healthy').")
+    other_findings: list[Diagnosis] = Field(
+        [], description="Further findings about this run, most serious first."
     )
 
 

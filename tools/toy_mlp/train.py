@@ -114,6 +114,10 @@ class FitResult:
     stop_detail: str = ""
     grad_start: list[float] = field(default_factory=list)
     grad_end: list[float] = field(default_factory=list)
+    # only when training diverged: the training loss after each step of the epoch that diverged, at fractional
+    # epochs, up to and including the first non-finite value (the epoch-level history holds little else then)
+    step_epochs: list[float] = field(default_factory=list)
+    step_train_loss: list[float] = field(default_factory=list)
     train: Evaluation | None = None
     test: Evaluation | None = None
 
@@ -159,6 +163,63 @@ class Pacer:
 def _history_epochs(epochs: int) -> set[int]:
     stride = max(1, math.ceil(epochs / MAX_HISTORY))
     return {e for e in range(0, epochs + 1, stride)} | {epochs}
+
+
+class _Snapshot:
+    """The weights and optimizer state at the start of an epoch, so that a diverging epoch can be replayed
+    step by step. Copies into buffers made once: a few microseconds per epoch, nothing per step."""
+
+    def __init__(self, opt: Optimizer):
+        self.opt = opt
+        self.p, self.m, self.v = opt.p.clone(), opt.m.clone(), opt.v.clone()
+        self.t = 0
+        self.dropout_state: torch.Tensor | None = None
+
+    def take(self, drop: torch.Generator | None) -> None:
+        self.p.copy_(self.opt.p)
+        self.m.copy_(self.opt.m)
+        self.v.copy_(self.opt.v)
+        self.t = self.opt.t
+        if drop is not None:
+            self.dropout_state = drop.get_state()
+
+    def restore(self, drop: torch.Generator | None) -> None:
+        self.opt.p.copy_(self.p)
+        self.opt.m.copy_(self.m)
+        self.opt.v.copy_(self.v)
+        self.opt.t = self.t
+        if drop is not None and self.dropout_state is not None:
+            drop.set_state(self.dropout_state)
+
+
+def _replay_epoch(
+    net: MLP,
+    opt: Optimizer,
+    data: Split,
+    loss: str,
+    perm: torch.Tensor,
+    batch_size: int,
+    drop: torch.Generator | None,
+) -> tuple[list[float], list[float]]:
+    """Redo one epoch (same order, same dropout) recording the training loss after every step, until it is
+    not finite. Returns (fraction of the epoch done, loss) per step."""
+    import torch
+
+    task, x, y = data.task, data.x_train, data.y_train
+    n = x.shape[0]
+    xs, ys = x[perm], y[perm]
+    steps = math.ceil(n / batch_size)
+    at, losses = [], []
+    for i, start in enumerate(range(0, n, batch_size)):
+        out, cache = net.forward(xs[start : start + batch_size], drop)
+        net.backward(cache, loss_grad(out, ys[start : start + batch_size], task, loss))
+        opt.step()
+        value = float(loss_value(net.predict(x), y, task, loss))
+        at.append((i + 1) / steps)
+        losses.append(value)
+        if not (math.isfinite(value) and bool(torch.isfinite(net.params).all())):
+            break
+    return at, losses
 
 
 def fit(
@@ -220,8 +281,10 @@ def fit(
         on_epoch(0)
     n = x.shape[0]
     drop = dropout_gen if net.dropout > 0 else None
+    snapshot = _Snapshot(opt)
     for epoch in range(1, epochs + 1):
         perm = torch.randperm(n, generator=shuffle_gen)
+        snapshot.take(drop)
         xs, ys = x[perm], y[perm]
         for start in range(0, n, batch_size):
             out, cache = net.forward(xs[start : start + batch_size], drop)
@@ -243,6 +306,9 @@ def fit(
         if finite and on_epoch is not None:
             on_epoch(epoch)
         if not finite:
+            snapshot.restore(drop)
+            res.step_epochs, res.step_train_loss = _replay_epoch(net, opt, data, loss, perm, batch_size, drop)
+            res.step_epochs = [epoch - 1 + s for s in res.step_epochs]
             res.stop_reason = "diverged"
             res.stop_detail = (
                 f"the loss or the weights became NaN or infinite at epoch {epoch}; "
