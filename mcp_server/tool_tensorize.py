@@ -19,7 +19,7 @@ saved to load in their own code.
 
 Input `image`: a file path under an allowed folder, a data:image/...;base64 URI, bare base64, or an
 mllab://outputs/... URI from an earlier call. Options: mode (RGB | L | RGBA), resize (longest side, or
-[width, height]), center_crop, normalize (none | unit | imagenet | minus_one_one | custom with mean/std),
+[width, height]), shorter_side (torchvision's Resize(256)), center_crop, normalize (none | unit | imagenet | minus_one_one | custom with mean/std),
 layout (CHW | HWC), batch, dtype (float32 | float16 | bfloat16 | uint8; uint8 only with normalize=none),
 save (none | pt | npy | safetensors), preview_size (1-16).
 

@@ -321,10 +321,10 @@ def test_other_jpeg_kinds_with_draft_resize_match_their_code(folder, cfg, kind):
 
 
 def test_crop_after_longest_side_resize_explains_torchvision_shorter_side(jpeg, cfg):
-    # 64x48: resize=32 -> 32x24, so a 28 crop cannot fit; torchvision's Resize(32) would give 43x32
-    with pytest.raises(InvalidArgument, match=r"resize=\[43, 32\]"):
+    # 64x48: resize=32 -> 32x24, so a 28 crop cannot fit; torchvision's Resize(32) would give 42x32
+    with pytest.raises(InvalidArgument, match=r"shorter_side=32"):
         core(jpeg, cfg, resize=32, center_crop=28)
-    x, _ = core(jpeg, cfg, resize=[43, 32], center_crop=28)
+    x, _ = core(jpeg, cfg, shorter_side=32, center_crop=28)
     assert x.shape == (3, 28, 28)
 
 

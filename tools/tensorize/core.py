@@ -64,6 +64,7 @@ class Plan:
     steps: list[Step] = field(default_factory=list)
     code: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    aspect_change: float | None = None
 
 
 def _pair(value: int | list[int], w: int, h: int) -> tuple[int, int]:
@@ -74,15 +75,32 @@ def _pair(value: int | list[int], w: int, h: int) -> tuple[int, int]:
     return value[0], value[1]
 
 
+def shorter_side_size(size: int, w: int, h: int) -> tuple[int, int]:
+    """torchvision's Resize(size) for an int: the shorter side becomes `size`, the longer one
+    int(size * long / short) (truncated, as torchvision's _compute_resized_output_size does)."""
+    if w <= h:
+        return size, int(size * h / w)
+    return int(size * w / h), size
+
+
+ASPECT_TOLERANCE = 0.01  # a resize that changes width/height by more than 1% gets a note
+
+
 def plan(im: Any, args: TensorizeInput, cfg: LabConfig) -> Plan:
     orientation = _exif_orientation(im)
     w, h = im.size
     upright = (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+    if args.resize is not None and args.shorter_side is not None:
+        raise InvalidArgument(
+            "shorter_side", args.shorter_side, "give either resize or shorter_side, not both"
+        )
     resize_to = _pair(args.resize, *upright) if args.resize is not None else None
+    if args.shorter_side is not None:
+        resize_to = shorter_side_size(args.shorter_side, *upright)
     if resize_to is not None and resize_to[0] * resize_to[1] > cfg.limits.max_pixels:
         raise InvalidArgument(
-            "resize",
-            args.resize,
+            "resize" if args.shorter_side is None else "shorter_side",
+            args.resize if args.shorter_side is None else args.shorter_side,
             f"gives {resize_to[0]}x{resize_to[1]} pixels; the limit is {cfg.limits.max_pixels}",
         )
     rw, rh = resize_to or upright
@@ -95,10 +113,10 @@ def plan(im: Any, args: TensorizeInput, cfg: LabConfig) -> Plan:
             hint = ""
             # torchvision's Resize(256) + CenterCrop(224) sets the SHORTER side: say how to get that here
             if isinstance(args.resize, int):
-                k = args.resize / min(upright)
+                tw, th = shorter_side_size(args.resize, *upright)
                 hint = (
                     f"; resize={args.resize} sets the longest side. For torchvision's Resize({args.resize}) "
-                    f"(shorter side {args.resize}) pass resize=[{round(upright[0] * k)}, {round(upright[1] * k)}]"
+                    f"(shorter side {args.resize}, giving {tw}x{th}) pass shorter_side={args.resize}"
                 )
             raise InvalidArgument(
                 "center_crop",
@@ -112,7 +130,24 @@ def plan(im: Any, args: TensorizeInput, cfg: LabConfig) -> Plan:
     draft_to = None
     if resize_to is not None and args.jpeg_draft and im.format == "JPEG":
         draft_to = (resize_to[1], resize_to[0]) if orientation in (5, 6, 7, 8) else resize_to
-    return Plan(CHANNELS[args.mode], orientation, upright, resize_to, crop_box, (out_h, out_w), draft_to)
+    plan = Plan(CHANNELS[args.mode], orientation, upright, resize_to, crop_box, (out_h, out_w), draft_to)
+    if resize_to is not None:
+        change = (resize_to[0] / resize_to[1]) / (upright[0] / upright[1])
+        if abs(change - 1) > ASPECT_TOLERANCE:
+            plan.aspect_change = round(change, 4)
+            how = (
+                f"stretched {change:.2f}x horizontally"
+                if change > 1
+                else f"squeezed to {change:.2f}x horizontally"
+            )
+            keep = shorter_side_size(min(resize_to), *upright)
+            plan.notes.append(
+                f"The resize to {resize_to[0]}x{resize_to[1]} changes the aspect ratio of the "
+                f"{upright[0]}x{upright[1]} image ({how}). To keep it, set one side: shorter_side="
+                f"{min(resize_to)} gives {keep[0]}x{keep[1]} (torchvision's Resize({min(resize_to)})), "
+                f"resize={max(resize_to)} sets the longest side."
+            )
+    return plan
 
 
 def _exif_orientation(im: Any) -> int:
@@ -372,6 +407,7 @@ def tensorize(args: TensorizeInput, cfg: LabConfig, reporter: Reporter | None = 
         picture_uri=output_uri(cfg, picture_path),
         notes=p.notes,
         view=report.view_sample(core),
+        aspect_change=p.aspect_change,
     )
     reporter.progress(4, 4, "done")
     summary = (
@@ -381,6 +417,8 @@ def tensorize(args: TensorizeInput, cfg: LabConfig, reporter: Reporter | None = 
             f"{s.channel}: min {s.min:.4g} max {s.max:.4g} mean {s.mean:.4g} std {s.std:.4g}" for s in stats
         )
     )
+    if p.notes:
+        summary = "\n".join(["Note: " + n for n in p.notes] + [summary])
     return ToolOutput(
         result=result,
         images=[InlineImage(png=inline, caption="image, channel heatmaps, histograms")],

@@ -32,8 +32,14 @@ class TensorizeInput(ToolInput):
     )
     resize: Side | Pair | None = Field(
         None,
-        description="Resize before tensorizing: an int sets the LONGEST side (aspect kept; torchvision's "
-        "Resize(int) sets the shorter side instead); [width, height] sets both. Bilinear, antialiased (PIL).",
+        description="Resize before tensorizing: an int sets the LONGEST side (aspect kept); [width, height] sets "
+        "both (the aspect changes unless it matches: the result then says by how much). For torchvision's "
+        "Resize(256), which sets the SHORTER side, use shorter_side=256. Bilinear, antialiased (PIL).",
+    )
+    shorter_side: Side | None = Field(
+        None,
+        description="Resize so that the shorter side is this many pixels, aspect kept, exactly as torchvision's "
+        "Resize(int): the longer side becomes int(shorter_side * long / short) (truncated). Instead of resize.",
     )
     center_crop: Side | Pair | None = Field(
         None, description="Crop the center after resizing: an int for a square, or [width, height]."
@@ -199,7 +205,12 @@ class TensorizeResult(BaseModel):
     )
     picture_uri: str = Field(description="mllab://outputs/... URI of that picture.")
     notes: list[str] = Field(
-        description="Things worth knowing about this conversion (dropped alpha, 16-bit, ...)."
+        description="Things worth knowing about this conversion (dropped alpha, 16-bit, a changed aspect ratio...)."
+    )
+    aspect_change: float | None = Field(
+        None,
+        description="Set when the resize changed the aspect ratio by more than 1%: (new width / new height) / "
+        "(old width / old height); 1.56 means stretched 1.56x horizontally, 0.64 squeezed.",
     )
     view: TensorView = Field(
         description="A pixel sample and the level -> value table, for the interactive view."
