@@ -10,6 +10,7 @@ similarity (typos, partial Chinese names such as 残差). Importing this module 
 from __future__ import annotations
 
 import json
+import re
 
 from tools.common import InlineImage, Reporter, ToolOutput
 from tools.config import LabConfig
@@ -78,7 +79,7 @@ def concept_markdown(concept: Concept, language: str = "both") -> str:
         lines += [
             "## Try it / 动手试试",
             "",
-            f"`{t.tool}({json.dumps(t.arguments, ensure_ascii=False)})`",
+            f"`{t.tool}({short_arguments(t.arguments)})`",
             "",
         ]
         lines += [f"- {getattr(t.what_to_look_for, lang)}" for lang in langs]
@@ -101,18 +102,48 @@ def index_markdown() -> str:
     return "\n".join(lines)
 
 
+# the labels of the text answer, in the answer's language
+_TEXT_LABELS = {
+    "en": ("Formula", "Live demo", "Try it", "Closest"),
+    "zh": ("公式", "实时演示", "动手试试", "最接近的"),
+    "both": ("Formula / 公式", "Live demo / 实时演示", "Try it / 动手试试", "Closest / 最接近的"),
+}
+_DATA_URI = re.compile(r"data:([\w.+-]+/[\w.+-]+);base64,[A-Za-z0-9+/=]{40,}")
+
+
+def short_arguments(arguments: dict) -> str:
+    """The arguments as JSON for a text line, with every base64 data URI replaced by a short stand-in (the full
+    value stays in the structured try_it.arguments)."""
+    text = json.dumps(arguments, ensure_ascii=False)
+    return _DATA_URI.sub(
+        lambda m: f"data:{m.group(1)};base64,... ({len(m.group(0))} chars, see try_it.arguments)", text
+    )
+
+
 def _summary_text(r: ExplainResult) -> str:
+    formula, demo, try_it, closest = _TEXT_LABELS.get(r.language, _TEXT_LABELS["both"])
     if not r.found:
         sugg = ", ".join(f"{s.id} ({_both(s.name)})" for s in r.suggestions)
-        return f"{r.message} Closest: {sugg}."
+        return f"{r.message} {closest}: {sugg}."
     lines = [f"{_both(r.name)} [{r.id}]: {_both(r.summary, ' | ')}"]
     if r.formula:
-        lines.append(f"Formula: {r.formula}")
+        lines.append(f"{formula}: {r.formula}")
     if r.demo is not None:
-        lines.append(f"Live demo `{r.demo.name}`: {_both(r.demo.title)}")
+        lines.append(f"{demo} `{r.demo.name}`: {_both(r.demo.title)}")
     if r.try_it is not None:
-        lines.append(f"Try it: {r.try_it.tool}({json.dumps(r.try_it.arguments, ensure_ascii=False)})")
+        lines.append(f"{try_it}: {r.try_it.tool}({short_arguments(r.try_it.arguments)})")
     return "\n".join(lines)
+
+
+def _suggestions(kb, concept: Concept, score: float, ranked: list, language: str) -> list[Suggestion]:
+    """On an exact match, the concept's own links (what to read next); on a fuzzy one, the runners-up."""
+    if score >= 0.99:
+        scores = dict(ranked)
+        return [
+            Suggestion(score=scores.get(r, 0.0), **_ref(kb, r, language).model_dump())
+            for r in concept.related[:3]
+        ]
+    return [Suggestion(score=s, **_ref(kb, cid, language).model_dump()) for cid, s in ranked[1:4]]
 
 
 def run(args: ExplainInput, cfg: LabConfig, reporter: Reporter) -> ToolOutput:
@@ -175,7 +206,7 @@ def run(args: ExplainInput, cfg: LabConfig, reporter: Reporter) -> ToolOutput:
         demo=demo_result,
         demo_name=concept.demo,
         resource_uri=f"{CONCEPT_URI}{concept.id}",
-        suggestions=[Suggestion(score=s, **_ref(kb, cid, language).model_dump()) for cid, s in ranked[1:4]],
+        suggestions=_suggestions(kb, concept, score, ranked, language),
     )
     images = [InlineImage(png=png, caption=_both(demo_result.title))] if png and demo_result else []
     return ToolOutput(result=result, images=images, summary=_summary_text(result))
