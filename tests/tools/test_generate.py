@@ -298,6 +298,14 @@ def test_bad_arguments_raise_invalid_argument_naming_the_argument(cfg, kwargs, a
     assert err.value.argument == argument and argument in str(err.value)
 
 
+@pytest.mark.parametrize("prompt", ["", "   \n"])
+def test_an_empty_prompt_is_refused_with_a_message_saying_what_to_give(cfg, prompt):
+    with pytest.raises(InvalidArgument) as err:
+        gen(cfg, prompt=prompt)
+    assert err.value.argument == "prompt"
+    assert "say what to draw" in str(err.value) and "unconditional" in str(err.value)
+
+
 def test_img2img_strength_too_small_for_the_steps_is_refused(cfg, tmp_path):
     Image.new("RGB", (32, 32)).save(tmp_path / "x.png")
     with pytest.raises(InvalidArgument, match="strength"):

@@ -39,6 +39,14 @@ from tools.paths import new_output_path, output_uri
 
 def check_arguments(args: GenerateInput, cfg: LabConfig) -> tuple[dm.ModelInfo, int, int]:
     lim = cfg.limits
+    if not args.prompt.strip():
+        # an empty prompt would silently give the model's unconditional guess, which looks like a failure
+        raise InvalidArgument(
+            "prompt",
+            args.prompt,
+            "say what to draw, e.g. 'a small red circle in the top left on a blue background'; an empty prompt "
+            "is not run (the model would draw its unconditional average, not your picture)",
+        )
     info = dm.find_model(cfg, args.model)
     if args.steps > lim.max_steps:
         raise InvalidArgument("steps", args.steps, f"at most {lim.max_steps} (server limit max_steps)")
