@@ -479,6 +479,11 @@ def export(pipe, out_dir: Path, tokenizer_files: Path | None = None) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     half = copy.deepcopy(pipe).to(torch.float16)
     half.save_pretrained(tmp, safe_serialization=True)
+    # a model loaded from disk records the folder it came from: a local path, not for shipping
+    for config in tmp.glob("*/config.json"):
+        data = json.loads(config.read_text())
+        if data.pop("_name_or_path", None) is not None:
+            config.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     for name in ("vocab.json", "merges.txt") if tokenizer_files else ():  # the files the tokenizer came from
         shutil.copy(tokenizer_files / name, tmp / "tokenizer" / name)
     old = out_dir.with_name(out_dir.name + ".old")
@@ -688,6 +693,17 @@ def grow_vocabulary(text_encoder, old_vocab: dict[str, int], new_vocab: dict[str
     return init
 
 
+def trained_words(step: int) -> list[str]:
+    """The words the exported model knows: before any phrasing step, version 1's and the synonyms whose rows
+    are copies of them; after, every word of the training families (the held-out families use no other)."""
+    if step > 0:
+        return list(phrasing.VOCABULARY)
+    return [
+        *scenes.VOCABULARY,
+        *(w for w in phrasing.VOCABULARY if synonym_of(w) and w not in scenes.VOCABULARY),
+    ]
+
+
 def train_phrasing(cfg: Config, run: Path, resume_from: Path, metrics_log: Path) -> None:
     from transformers import CLIPTextModel
 
@@ -749,9 +765,7 @@ def train_phrasing(cfg: Config, run: Path, resume_from: Path, metrics_log: Path)
         ema_text.eval()
         pipe = make_pipeline(vae, ema_text, tokenizer, ema_unet)
         export(pipe, run / "export", tok_dir)
-        (run / "export" / "tokenizer" / "trained_words.json").write_text(
-            json.dumps(list(phrasing.VOCABULARY))
-        )
+        (run / "export" / "tokenizer" / "trained_words.json").write_text(json.dumps(trained_words(step)))
         metrics, grid_images = evaluate(pipe, cfg, phrasing_lists=True)
         save_grid(grid_images, run / "grid_latest.png", cols=16)
         line = {
