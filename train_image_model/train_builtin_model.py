@@ -704,7 +704,10 @@ def trained_words(step: int) -> list[str]:
     ]
 
 
-def train_phrasing(cfg: Config, run: Path, resume_from: Path, metrics_log: Path) -> None:
+def train_phrasing(
+    cfg: Config, run: Path, resume_from: Path, metrics_log: Path, export_only: str | None = None
+) -> None:
+    """Stage 4. export_only ('ema' or 'raw'): export and evaluate those weights of the checkpoint, then stop."""
     from transformers import CLIPTextModel
 
     vae, text_encoder, unet, old_tokenizer = load_export(resume_from)
@@ -759,11 +762,12 @@ def train_phrasing(cfg: Config, run: Path, resume_from: Path, metrics_log: Path)
     sched = make_scheduler()
     n, T = len(latents), sched.config.num_train_timesteps
 
-    def export_and_evaluate() -> None:
+    def export_and_evaluate(weights: str = "ema") -> None:
         t1 = time.time()
-        ema_unet.eval()
-        ema_text.eval()
-        pipe = make_pipeline(vae, ema_text, tokenizer, ema_unet)
+        text, denoiser = (ema_text, ema_unet) if weights == "ema" else (text_encoder, unet)
+        text.eval()
+        denoiser.eval()
+        pipe = make_pipeline(vae, text, tokenizer, denoiser)
         export(pipe, run / "export", tok_dir)
         (run / "export" / "tokenizer" / "trained_words.json").write_text(json.dumps(trained_words(step)))
         metrics, grid_images = evaluate(pipe, cfg, phrasing_lists=True)
@@ -777,12 +781,16 @@ def train_phrasing(cfg: Config, run: Path, resume_from: Path, metrics_log: Path)
             ),
             "step": step,
             "samples_seen": step * cfg.unet_batch,
+            "weights": weights,
             **metrics,
         }
         with open(metrics_log, "a") as f:
             f.write(json.dumps(line) + "\n")
         log.info("export + eval at step %d (%.0f s): %s", step, time.time() - t1, json.dumps(metrics))
 
+    if export_only:
+        export_and_evaluate(export_only)
+        return
     if step == 0:
         export_and_evaluate()  # the starting point, new embedding rows included, before any training
     unet.train()
@@ -884,6 +892,12 @@ def main() -> None:
         default=ROOT / "tools" / "assets" / "builtin",
         help="phrasing stage: the exported diffusers folder to start from (ignored once phrasing.pt exists)",
     )
+    ap.add_argument(
+        "--export-only",
+        choices=["ema", "raw"],
+        default=None,
+        help="phrasing stage: export (to <run>/export) and evaluate the checkpoint's EMA or raw weights, then stop",
+    )
     int_flags = ("vae_steps", "decoder_steps", "unet_steps", "unet_batch", "export_every", "n_scenes")
     phrasing_flags = (
         "decoder_report_every",
@@ -922,7 +936,7 @@ def main() -> None:
     torch.manual_seed(cfg.seed)
     log.info("config %s", json.dumps(asdict(cfg)))
     if args.stage == "phrasing":
-        train_phrasing(cfg, run, args.resume_from.resolve(), args.metrics_log)
+        train_phrasing(cfg, run, args.resume_from.resolve(), args.metrics_log, args.export_only)
         return
     if args.stage == "sharpen":
         sharpen_decoder(cfg, run, args.resume_from.resolve())
