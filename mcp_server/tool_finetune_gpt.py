@@ -42,6 +42,7 @@ def register(mcp: MCPServer, cfg: LabConfig) -> None:
         run=align.run,
         annotations=WRITES_NEW_FILES,  # each call saves a stage / a picture
         progress_interval_s=0.2,
+        long_running=True,  # a stage may train for minutes: past wait_s the call returns a job (docs/jobs.md)
     )
     register_tool(
         mcp,

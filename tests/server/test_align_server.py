@@ -68,3 +68,22 @@ async def test_errors_name_the_argument(cfg, mode):
             "finetune_gpt", {"method": "grpo", "rewards": [{"kind": "contains", "word": "Zebra"}]}
         )
         assert res.is_error and "rewards[0].word" in res.content[0].text
+
+
+async def test_finetune_gpt_runs_as_a_job_and_job_status_delivers_the_stage(cfg):
+    async with Client(build_server(cfg), mode="legacy") as c:
+        first = await c.call_tool("finetune_gpt", {"method": "sft", "steps": 4, "n_eval": 10, "wait_s": 0})
+        assert not first.is_error, first.content
+        handle = first.structured_content
+        assert handle["job_id"].startswith("job-") and "job_status" in handle["next_step"]
+        for _ in range(60):
+            res = await c.call_tool("job_status", {"job_id": handle["job_id"], "wait_s": 5})
+            assert not res.is_error, res.content
+            if res.structured_content["status"] not in ("queued", "running"):
+                break
+        view = res.structured_content
+        assert view["status"] == "completed", view
+        result = view["result"]
+        assert result["method"] == "sft" and result["run_id"]
+        listing = json.loads((await c.read_resource("mllab://gpt-stages")).contents[0].text)
+        assert [s["run_id"] for s in listing] == [result["run_id"]]
