@@ -71,6 +71,16 @@ TRAIN = {"n_samples": 20, "train_ratio": 0.5, "epochs": 5, "hidden_layers": [3],
 GEN = {"prompt": "a red circle", "steps": 1, "seed": 1}
 
 
+# A tiny GPT on a 240-character text: char tokenizer, vocabulary = 2 special tokens + 9 distinct characters.
+GPT_TEXT = "abc def ghi " * 20
+GPT_VOCAB = 2 + len(set(GPT_TEXT))
+GPT = {"text": GPT_TEXT, "n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 16, "batch_size": 4,
+       "max_steps": 1, "eval_interval": 1, "eval_iters": 1, "sample_tokens": 2, "val_fraction": 0.5}  # fmt: skip
+# GPT-2's count for that model (the same formula as tools.tiny_gpt.lab.estimate_parameters, written out):
+# embeddings V*d + T*d, per block 12 d^2 + 13 d, final LayerNorm 2 d
+GPT_PARAMS = GPT_VOCAB * 16 + 16 * 16 + (12 * 16 * 16 + 13 * 16) + 2 * 16
+
+
 def _image_args(cfg) -> str:
     return sample_image(cfg, size=IMG)
 
@@ -146,6 +156,34 @@ EDGES: dict[str, Callable[[Path], None]] = {
         "width",
         ({"max_generate_pixels": 64 * 64}, {**GEN, "width": 64, "height": 64}),
         ({"max_generate_pixels": 64 * 64 - 1}, {**GEN, "width": 64, "height": 64}),
+    ),
+    "gpt_max_corpus_chars": lambda r: edge(
+        r,
+        "train_tiny_gpt",
+        "text",
+        ({"gpt_max_corpus_chars": len(GPT_TEXT)}, GPT),
+        ({"gpt_max_corpus_chars": len(GPT_TEXT) - 1}, GPT),
+    ),
+    "gpt_max_vocab": lambda r: edge(
+        r,
+        "train_tiny_gpt",
+        "text",
+        ({"gpt_max_vocab": GPT_VOCAB}, GPT),
+        ({"gpt_max_vocab": GPT_VOCAB - 1}, GPT),
+    ),
+    "gpt_max_parameters": lambda r: edge(
+        r,
+        "train_tiny_gpt",
+        "n_embd",
+        ({"gpt_max_parameters": GPT_PARAMS}, GPT),
+        ({"gpt_max_parameters": GPT_PARAMS - 1}, GPT),
+    ),
+    "gpt_max_time_s": lambda r: edge(
+        r,
+        "train_tiny_gpt",
+        "time_budget_s",
+        ({"gpt_max_time_s": 5.0}, {**GPT, "time_budget_s": 5.0}),
+        ({"gpt_max_time_s": 5.0}, {**GPT, "time_budget_s": 5.01}),
     ),
 }
 
