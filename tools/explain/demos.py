@@ -47,10 +47,16 @@ class DemoParams:
     dropout_p: float = 0.5
     seed: int = 0
     plot: bool = True
+    language: str = "both"  # the answer's language: the picture's titles and labels are in Chinese for "zh"
 
 
 def _t(en: str, zh: str) -> DemoText:
     return DemoText(en=en, zh=zh)
+
+
+def _lab(p: DemoParams, en: str, zh: str) -> str:
+    """A picture label in the answer's language (English when both were asked for: one line stays readable)."""
+    return zh if p.language == "zh" else en
 
 
 def _r(x: Any) -> Any:
@@ -68,6 +74,9 @@ def _fig(nrows: int = 1, ncols: int = 1, figsize=(6, 3.2), **kwargs):
     """A matplotlib Figure outside pyplot: tool calls run in worker threads, pyplot's global state is not safe there."""
     from matplotlib.figure import Figure
 
+    from tools.fonts import use_cjk_in_matplotlib
+
+    use_cjk_in_matplotlib()  # Chinese titles and labels (must precede the texts)
     fig = Figure(figsize=figsize)
     return fig, fig.subplots(nrows, ncols, **kwargs)
 
@@ -167,7 +176,7 @@ def _activation_demo(kinds: list[str], p: DemoParams) -> tuple[DemoResult, bytes
             gy, gdy = _value_and_grad(kind, grid.tolist())
             axes[0].plot(grid, gy, label=kind)
             axes[1].plot(grid, gdy, label=kind)
-        for ax, title in zip(axes, ("f(x)", "f'(x) (autograd)"), strict=True):
+        for ax, title in zip(axes, ("f(x)", _lab(p, "f'(x) (autograd)", "f'(x)（自动求导）")), strict=True):
             ax.axhline(0, color="grey", lw=0.5)
             ax.axvline(0, color="grey", lw=0.5)
             ax.set_title(title, fontsize=10)
@@ -226,8 +235,8 @@ def _softmax_demo(p: DemoParams) -> tuple[DemoResult, bytes | None]:
             ax.bar(idx + k * width, by_t[str(t)], width, label=f"T={t:g}")
         ax.set_xticks(idx + 0.4 - width / 2)
         ax.set_xticklabels([f"z={v:g}" for v in logits], fontsize=8)
-        ax.set_ylabel("probability")
-        ax.set_title("softmax(z / T)", fontsize=10)
+        ax.set_ylabel(_lab(p, "probability", "概率"))
+        ax.set_title(_lab(p, "softmax(z / T)", "softmax(z / T)，T 是温度"), fontsize=10)
         ax.legend(fontsize=8)
         png = _png(fig)
     return (
@@ -425,8 +434,9 @@ def _gradient_descent_demo(p: DemoParams) -> tuple[DemoResult, bytes | None]:
             pts = np.clip(np.array(path[:12]), -span, span)
             axes[0].plot(pts, pts**2, "o-", ms=3, lw=0.8, label=f"lr={lr:g}")
             axes[1].semilogy(np.maximum(np.abs(path), 1e-300), label=f"lr={lr:g}")
-        axes[0].set_title("f(x) = x², first steps", fontsize=10)
-        axes[1].set_title("|x| per step (log scale)", fontsize=10)
+        axes[0].set_title(_lab(p, "f(x) = x², first steps", "f(x) = x²，前几步"), fontsize=10)
+        axes[1].set_title(_lab(p, "|x| per step (log scale)", "每一步的 |x|（对数刻度）"), fontsize=10)
+        axes[1].set_xlabel(_lab(p, "step", "步数"))
         for ax in axes:
             ax.legend(fontsize=8)
         png = _png(fig)
@@ -581,6 +591,9 @@ def _normalization_demo(p: DemoParams) -> tuple[DemoResult, bytes | None]:
     )
 
 
+_CONV_LABELS = [("image", "图像", "5x5"), ("kernel", "卷积核", "3x3"), ("output", "输出", "3x3")]
+
+
 def _convolution_demo(p: DemoParams) -> tuple[DemoResult, bytes | None]:
     import torch
     import torch.nn.functional as F
@@ -598,7 +611,10 @@ def _convolution_demo(p: DemoParams) -> tuple[DemoResult, bytes | None]:
     if p.plot:
         fig, axes = _fig(1, 3, figsize=(8, 2.8))
         for ax, a, title in zip(
-            axes, (image, kernel, out), ("image 5x5", "kernel 3x3", "output 3x3"), strict=True
+            axes,
+            (image, kernel, out),
+            [_lab(p, f"{en} {n}", f"{zh} {n}") for en, zh, n in _CONV_LABELS],
+            strict=True,
         ):
             _heatmap(ax, a.numpy(), title)
         png = _png(fig)
@@ -717,7 +733,11 @@ def _norm_compare_demo(p: DemoParams) -> tuple[DemoResult, bytes | None]:
         for ax, a, title in zip(
             axes,
             (x, bn, ln),
-            ("input (4 samples x 3 features)", "batch norm: columns", "layer norm: rows"),
+            (
+                _lab(p, "input (4 samples x 3 features)", "输入（4 个样本 x 3 个特征）"),
+                _lab(p, "batch norm: columns", "批归一化：按列"),
+                _lab(p, "layer norm: rows", "层归一化：按行"),
+            ),
             strict=True,
         ):
             _heatmap(ax, a.numpy(), title)
@@ -810,12 +830,16 @@ def _depth_gradient_demo(p: DemoParams) -> tuple[DemoResult, bytes | None]:
         fig, axes = _fig(1, 2, figsize=(8, 3.2), sharey=True)
         for ax, mode in zip(axes, ("plain", "residual"), strict=True):
             for k in norms[mode]:
-                label = "relu, Kaiming init" if k == "relu_kaiming" else k
+                label = _lab(p, "relu, Kaiming init", "relu，Kaiming 初始化") if k == "relu_kaiming" else k
                 ax.semilogy(depths, [max(v, 1e-300) for v in norms[mode][k]], "o-", ms=3, label=label)
-            ax.set_title("h = f(Wh)" if mode == "plain" else "h = h + f(Wh)  (residual)", fontsize=10)
-            ax.set_xlabel("layers")
+            plain = _lab(p, "h = f(Wh)", "h = f(Wh)（普通堆叠）")
+            ax.set_title(
+                plain if mode == "plain" else _lab(p, "h = h + f(Wh)  (residual)", "h = h + f(Wh)（残差）"),
+                fontsize=10,
+            )
+            ax.set_xlabel(_lab(p, "layers", "层数"))
             ax.legend(fontsize=8)
-        axes[0].set_ylabel("|dL/dx| at the input")
+        axes[0].set_ylabel(_lab(p, "|dL/dx| at the input", "输入处的 |dL/dx|"))
         png = _png(fig)
     return (
         DemoResult(

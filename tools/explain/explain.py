@@ -168,7 +168,8 @@ def run(args: ExplainInput, cfg: LabConfig, reporter: Reporter) -> ToolOutput:
     demo_result, png = None, None
     if full and args.demo and concept.demo:
         reporter.check_cancelled()
-        params = DemoParams(**{k: getattr(args, k) for k in DemoParams.__dataclass_fields__})
+        fields = [k for k in DemoParams.__dataclass_fields__ if k != "language"]
+        params = DemoParams(**{k: getattr(args, k) for k in fields}, language=language)
         demo_result, png = run_demo(concept.demo, params)
         demo_result.title = _demo_text(demo_result.title, language)
         demo_result.notes = [_demo_text(n, language) for n in demo_result.notes]

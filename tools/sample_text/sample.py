@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tools.common import InlineImage, InvalidArgument, Reporter, ToolOutput
 from tools.config import LabConfig
+from tools.fonts import plot_char, use_cjk_in_matplotlib
 from tools.paths import new_output_path, output_uri
 from tools.sample_text.schema import Choice, GeneratedToken, SampleTextInput, SampleTextResult
 from tools.tiny_gpt import store
@@ -135,6 +136,8 @@ def draw_steps(tokens: list[GeneratedToken], temperature: float) -> bytes:
     """One bar chart per step: the top-5 candidates' probabilities, the chosen one in orange."""
     from matplotlib.figure import Figure
 
+    use_cjk_in_matplotlib()  # tokens in Chinese
+
     n = len(tokens)
     fig = Figure(figsize=(min(2.2 * n, 12), 2.8), layout="constrained")
     axes = fig.subplots(1, n, squeeze=False)[0]
@@ -153,4 +156,4 @@ def draw_steps(tokens: list[GeneratedToken], temperature: float) -> bytes:
 
 def _label(t: str) -> str:
     t = t.replace("\n", "↵").replace(" ", "␣")
-    return "".join(ch if ord(ch) < 0x2E80 else f"U+{ord(ch):04X}" for ch in t)[:8] or "∅"
+    return "".join(plot_char(ch) for ch in t)[:8] or "∅"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 
+from tools.fonts import plot_char, use_cjk_in_matplotlib
 from tools.tiny_gpt.schema import Baselines, Sample
 
 
@@ -16,6 +17,8 @@ def _png(fig) -> bytes:
 
 def draw_training(log, baselines: Baselines, samples: list[Sample], title: str) -> bytes:
     from matplotlib.figure import Figure  # not pyplot: its global figure registry is not thread-safe
+
+    use_cjk_in_matplotlib()  # Chinese samples
 
     fig = Figure(figsize=(10, 4.2), layout="constrained")
     ax, txt = fig.subplots(1, 2, width_ratios=[1.1, 1])
@@ -54,6 +57,8 @@ def draw_attention(att, tokens: list[str]) -> bytes:
     """att: (L, nh, T, T). One heatmap per layer (row) and head (column)."""
     from matplotlib.figure import Figure
 
+    use_cjk_in_matplotlib()  # tokens in Chinese
+
     L, H, T, _ = att.shape
     labels = [_label(t) for t in tokens]
     size = 2.4 if T <= 16 else 3.0
@@ -75,4 +80,4 @@ def draw_attention(att, tokens: list[str]) -> bytes:
 
 def _label(t: str) -> str:
     t = t.replace("\n", "↵").replace(" ", "␣")
-    return "".join(ch if ord(ch) < 0x2E80 else f"U+{ord(ch):04X}" for ch in t)[:8]
+    return "".join(plot_char(ch) for ch in t)[:8]

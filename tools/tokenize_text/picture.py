@@ -1,7 +1,8 @@
 """The picture of a tokenized text, as tokenizer playgrounds draw it: each token a coloured box, its id below.
 
-Drawn with Pillow and matplotlib's bundled DejaVu Sans. That font has no CJK glyphs, so a character it lacks is
-written as its code point (U+8349); the structured result always carries the real text.
+Drawn with Pillow: matplotlib's bundled DejaVu Sans for Latin text, the package's CJK font (tools/fonts.py) for the
+characters DejaVu lacks. A character neither font has (a rare hanzi outside the shipped subset, most emoji) is
+written as its code point (U+9F98); the structured result always carries the real text.
 """
 
 from __future__ import annotations
@@ -23,37 +24,46 @@ def _fonts():
     from matplotlib.ft2font import FT2Font
     from PIL import ImageFont
 
+    from tools.fonts import cjk_codepoints, cjk_pil_font
+
     path = font_manager.findfont("DejaVu Sans")
-    return ImageFont.truetype(path, 17), ImageFont.truetype(path, 11), FT2Font(path)
+    latin = (ImageFont.truetype(path, 17), frozenset(FT2Font(path).get_charmap()))
+    return latin, (cjk_pil_font(17), cjk_codepoints()), ImageFont.truetype(path, 11)
 
 
-def _visible(text: str) -> str:
-    """Spaces and newlines made visible; characters the font lacks written as code points."""
-    ft = _fonts()[2]
-    out = []
+def _runs(text: str) -> list[tuple[str, object]]:
+    """The token's text as (piece, font) runs: spaces and newlines made visible, each character in the first font
+    that has it, a character no font has written as its code point."""
+    (latin, latin_cps), (cjk, cjk_cps), _ = _fonts()
+    runs: list[tuple[str, object]] = []
     for ch in text:
-        if ch == " ":
-            out.append("␣")
-        elif ch == "\n":
-            out.append("↵")
-        elif ch == "\t":
-            out.append("→")
-        elif ft.get_char_index(ord(ch)) == 0:
-            out.append(f"U+{ord(ch):04X}")
+        ch = {" ": "␣", "\n": "↵", "\t": "→"}.get(ch, ch)
+        if ord(ch) in latin_cps:
+            piece, font = ch, latin
+        elif ord(ch) in cjk_cps:
+            piece, font = ch, cjk
         else:
-            out.append(ch)
-    return "".join(out)
+            piece, font = f"U+{ord(ch):04X}", latin
+        if runs and runs[-1][1] is font:
+            runs[-1] = (runs[-1][0] + piece, font)
+        else:
+            runs.append((piece, font))
+    return runs
 
 
-def _layout(tok: Tokenized, big, small) -> list[tuple[int, int, str, str, int]]:
-    """(x, row, text, id, width) for each box, wrapping at WIDTH."""
+def _width(runs) -> float:
+    return sum(font.getlength(piece) for piece, font in runs)
+
+
+def _layout(tok: Tokenized, small) -> list[tuple[int, int, list, str, int]]:
+    """(x, row, runs, id, width) for each box, wrapping at WIDTH."""
     boxes, x, row = [], PAD, 0
     for t in tok.tokens[:MAX_TOKENS_DRAWN]:
-        label, tid = _visible(t.text), str(t.id)
-        w = int(max(big.getlength(label), small.getlength(tid))) + 8
+        runs, tid = _runs(t.text), str(t.id)
+        w = int(max(_width(runs), small.getlength(tid))) + 8
         if x + w > WIDTH - PAD and x > PAD:
             x, row = PAD, row + 1
-        boxes.append((x, row, label, tid, w))
+        boxes.append((x, row, runs, tid, w))
         x += w + 3
     return boxes
 
@@ -61,9 +71,9 @@ def _layout(tok: Tokenized, big, small) -> list[tuple[int, int, str, str, int]]:
 def draw(parts: list[Tokenized], title: str) -> bytes:
     from PIL import Image, ImageDraw
 
-    big, small, _ = _fonts()
+    small = _fonts()[2]
     row_h, head_h = 46, 26
-    layouts = [_layout(p, big, small) for p in parts]
+    layouts = [_layout(p, small) for p in parts]
     height = (
         PAD + sum(head_h + row_h * (1 + (max((b[1] for b in lay), default=0))) + PAD for lay in layouts) + 22
     )
@@ -80,10 +90,13 @@ def draw(parts: list[Tokenized], title: str) -> bytes:
             font=small,
         )
         y0 += head_h
-        for i, (x, row, label, tid, w) in enumerate(lay):
+        for i, (x, row, runs, tid, w) in enumerate(lay):
             y = y0 + row * row_h
             d.rectangle((x, y, x + w, y + 24), fill=COLOURS[i % len(COLOURS)], outline="#888888")
-            d.text((x + 4, y + 2), label, fill="black", font=big)
+            tx = x + 4
+            for piece, font in runs:
+                d.text((tx, y + 2), piece, fill="black", font=font)
+                tx += font.getlength(piece)
             d.text((x + 4, y + 27), tid, fill="#555555", font=small)
         y0 += row_h * (1 + max((b[1] for b in lay), default=0)) + PAD
     buf = io.BytesIO()
