@@ -22,9 +22,9 @@ from typing import Any, Literal, Union
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.types import CallToolResult, TextContent
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import BaseModel, Field, RootModel
 
-from tools.common import Cancelled, InvalidArgument, Reporter, ToolOutput
+from tools.common import Cancelled, InvalidArgument, Reporter, ToolInput, ToolOutput
 from tools.config import LabConfig
 from tools.jobs import JOB_STATUSES, Job, JobRecord, JobRunner, JobStatus, Progress
 
@@ -281,8 +281,7 @@ def run_long(
 # ---- the job tools and resources
 
 
-class JobStatusInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class JobStatusInput(ToolInput):
     job_id: str = Field(max_length=64, description="The job's id, from the long tool's answer or list_jobs.")
     wait_s: float = Field(
         40.0,
@@ -294,13 +293,11 @@ class JobStatusInput(BaseModel):
     )
 
 
-class CancelJobInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CancelJobInput(ToolInput):
     job_id: str = Field(max_length=64, description="The job's id.")
 
 
-class ListJobsInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ListJobsInput(ToolInput):
     status: Literal["queued", "running", "completed", "failed", "cancelled", "interrupted"] | None = Field(
         None, description="Only jobs with this status."
     )

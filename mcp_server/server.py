@@ -39,7 +39,7 @@ _REGISTRARS = (
     "mcp_server.tool_tiny_gpt",
     "mcp_server.tool_sample_text",
     "mcp_server.tool_jobs",
-    "mcp_server.tool_finetune_gpt",
+    "mcp_server.tool_align",
 )
 
 

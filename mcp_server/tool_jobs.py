@@ -6,12 +6,8 @@ from mcp.server.mcpserver import MCPServer
 from mcp.types import ToolAnnotations
 
 from mcp_server import jobs
-from mcp_server.adapter import register_tool
+from mcp_server.adapter import READ_ONLY, register_tool
 from tools.config import LabConfig
-
-READ_ONLY = ToolAnnotations(
-    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
-)
 
 
 def register(mcp: MCPServer, cfg: LabConfig) -> None:

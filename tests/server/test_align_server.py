@@ -24,7 +24,7 @@ def mode(request):
 
 
 def _client(cfg, mode):
-    return Client(build_server(cfg, ("mcp_server.tool_finetune_gpt",)), **mode)
+    return Client(build_server(cfg, ("mcp_server.tool_align",)), **mode)
 
 
 async def test_chain_of_stages_through_the_client(cfg, mode):

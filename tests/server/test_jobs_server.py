@@ -49,6 +49,8 @@ async def _follow(c, first, progress) -> tuple[dict, object, int]:
     """Call job_status until the job is finished; the final job view, the last result and how many calls."""
     view, calls = first.structured_content, 1
     res = first
+    if "job_id" not in view:  # finished within wait_s: the call returned the tool's own result
+        return {"status": "completed", "result": view}, res, calls
     while view["status"] in ("queued", "running"):
         seen = len(progress)
         res = await c.call_tool(
