@@ -268,7 +268,9 @@ def test_show_steps_returns_a_strip_of_predictions(cfg):
     out = gen(cfg, steps=6, show_steps=True)
     r = out.result
     assert r.steps_shown == [1, 2, 3, 4, 5, 6] and r.steps_strip is not None
-    assert r.steps_strip.width == 6 * 32 + 5 * 2 and len(out.images) == 2
+    assert [lb.split("\n")[0] for lb in r.frame_labels] == [f"step {k}/6" for k in range(1, 7)]
+    # 32 px frames are enlarged x4 so that the two-line label under each fits
+    assert r.steps_strip.width == 6 * 128 + 5 * 2 and r.steps_strip.height > 128 and len(out.images) == 2
 
 
 def test_a_prompt_over_the_token_limit_is_reported_truncated(cfg):
@@ -355,3 +357,67 @@ def test_importing_the_tool_does_not_import_torch_or_diffusers():
         "assert not {'torch', 'diffusers', 'transformers'} & set(sys.modules), 'heavy import'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_show_steps_in_img2img_starts_with_the_input_and_the_noised_start_and_labels_every_frame(
+    cfg, tmp_path
+):
+    from diffusers import DDIMScheduler
+
+    Image.new("RGB", (32, 32), (200, 30, 30)).save(tmp_path / "in.png")
+    r = gen(cfg, init_image=str(tmp_path / "in.png"), strength=0.5, steps=8, show_steps=True).result
+    n = len(r.steps_shown)
+    assert r.steps_shown == [1, 2, 3, 4] and len(r.frame_labels) == n + 2
+    assert r.frame_labels[:2] == ["input", "noised start\n(strength 0.5)"]
+    # each step's label: its number, its timestep and the noise share sqrt(1 - alpha_bar_t) of the scheduler
+    alphas = DDIMScheduler.from_pretrained(r.model_path, subfolder="scheduler").alphas_cumprod
+    for k, label in zip(r.steps_shown, r.frame_labels[2:], strict=True):
+        head, tail = label.split("\n")
+        assert head == f"step {k}/4"
+        t = int(tail.split(",")[0].removeprefix("t="))
+        assert tail == f"t={t}, noise {float((1 - alphas[t]).sqrt()):.2f}"
+    ts = [int(lb.split("\n")[1].split(",")[0][2:]) for lb in r.frame_labels[2:]]
+    assert ts == sorted(ts, reverse=True) and ts[0] < 1000 * 0.5 + 1  # img2img starts half-way down
+    assert r.steps_strip is not None and r.steps_strip.width == (n + 2) * 128 + (n + 1) * 2
+    strip = pixels(r.steps_strip)
+    assert np.abs(strip[:128, :128] - [200, 30, 30]).max() < 2  # the first frame is the input itself
+    assert strip.shape[0] > 128 and (strip[130:, :128] < 100).any()  # a label written under it
+
+
+def test_a_strength_sweep_returns_one_labelled_frame_per_strength_each_equal_to_a_single_run(cfg, tmp_path):
+    Image.new("RGB", (32, 32), (200, 30, 30)).save(tmp_path / "in.png")
+    init = str(tmp_path / "in.png")
+    out = gen(cfg, init_image=init, strengths=[0.25, 0.5, 1.0], steps=8, seed=3)
+    r = out.result
+    assert [p.strength for p in r.sweep] == [0.25, 0.5, 1.0] and [p.steps_run for p in r.sweep] == [2, 4, 8]
+    assert len(r.images) == 3 and r.strength is None and r.sweep_strip is not None
+    assert r.frame_labels[0] == "input" and [lb.split("\n")[0] for lb in r.frame_labels[1:]] == [
+        "strength 0.25",
+        "strength 0.5",
+        "strength 1",
+    ]
+    ref = np.asarray(Image.open(init).convert("RGB"), dtype=np.float32)
+    for p in r.sweep:  # same seed: each frame is what a call with that single strength gives
+        single = gen(cfg, init_image=init, strength=p.strength, steps=8, seed=3).result
+        assert np.array_equal(pixels(p.image), pixels(single.images[0]))
+        assert p.mean_abs_diff == pytest.approx(float(np.abs(pixels(p.image) - ref).mean()), abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "argument", "says"),
+    [
+        ({"strengths": [0.2, 0.5]}, "strengths", "only used with init_image"),
+        ({"init_image": "x.png", "strength": 0.5, "strengths": [0.2, 0.5]}, "strengths", "not both"),
+        ({"init_image": "x.png", "strengths": [0.2, 1.5]}, "strengths", "between 0 and 1"),
+        ({"init_image": "x.png", "strengths": [0.01, 0.5]}, "strengths", "at least"),
+        ({"init_image": "x.png", "strengths": [0.5]}, "strengths", ""),
+        ({"init_image": "x.png", "strengths": [0.2, 0.5], "num_images": 2}, "num_images", "one image per"),
+        ({"init_image": "x.png", "strengths": [0.2, 0.5], "show_steps": True}, "show_steps", "strength"),
+    ],
+)
+def test_bad_strengths_are_refused_naming_the_argument(kwargs, argument, says):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as err:
+        generate.GenerateInput(prompt="a red circle", steps=8, **kwargs)
+    assert argument in str(err.value) and says in str(err.value)

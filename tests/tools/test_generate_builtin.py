@@ -71,3 +71,20 @@ def test_builtin_img2img_keeps_the_layout_at_low_strength_and_not_at_full_streng
         layout[strength] = scenes.check_image(out.astype(np.uint8))
     assert dist[0.3] < dist[1.0], dist
     assert layout[0.3]["position"] == "top left", layout  # the input's layout survives a light redraw
+
+
+def test_builtin_strength_sweep_redraws_more_as_strength_rises(cfg, tmp_path):
+    init = scenes.render(scenes.Scene("red", "circle", "medium", "top left", "blue"))
+    Image.fromarray(init).save(tmp_path / "init.png")
+    strengths = [0.2, 0.5, 0.8, 1.0]
+    args = generate.GenerateInput(
+        prompt="a large yellow square in the bottom right on a green background",
+        init_image=str(tmp_path / "init.png"),
+        strengths=strengths,
+        steps=10,
+    )
+    r = generate.run(args, cfg).result
+    diffs = [p.mean_abs_diff for p in r.sweep]
+    assert len(r.sweep) == len(strengths) and len(r.frame_labels) == len(strengths) + 1
+    assert np.corrcoef(strengths, diffs)[0, 1] > 0.8, diffs  # monotone on average
+    assert diffs[-1] > 3 * diffs[0], diffs

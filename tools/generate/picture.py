@@ -1,22 +1,36 @@
-"""generate_image pictures: compact inline copies (tiny ones enlarged) and the show_steps strip."""
+"""generate_image pictures: compact inline copies (tiny ones enlarged) and labelled strips (show_steps, strengths)."""
 
 from __future__ import annotations
 
 from tools.images import to_inline_png
 
 INLINE_MIN_SIDE = 256  # tiny images are shown enlarged (nearest neighbour) so the pixels stay visible
+FRAME_MIN_SIDE = 128  # strip frames are enlarged to this so a two-line label fits under each
+LABEL_FONT_PX = 11
 
 
 def inline(im) -> bytes:
     return to_inline_png(im, min_side=INLINE_MIN_SIDE)
 
 
-def strip(images):
-    """The frames side by side, 2 px white between them."""
-    from PIL import Image
+def strip(images, labels: list[str] | None = None):
+    """The frames side by side, 2 px white between them; with labels, each frame enlarged (nearest neighbour)
+    to at least FRAME_MIN_SIDE and its label (lines split at '\\n') written in a white band under it."""
+    from PIL import Image, ImageDraw, ImageFont
 
     w, h = images[0].size
-    out = Image.new("RGB", (w * len(images) + 2 * (len(images) - 1), h), (255, 255, 255))
+    band = 0
+    if labels is not None:
+        scale = max(1, -(-FRAME_MIN_SIDE // min(w, h)))  # ceil
+        images = [im.resize((w * scale, h * scale), Image.Resampling.NEAREST) for im in images]
+        w, h = w * scale, h * scale
+        lines = max(label.count("\n") + 1 for label in labels)
+        band = lines * (LABEL_FONT_PX + 3) + 4
+    out = Image.new("RGB", (w * len(images) + 2 * (len(images) - 1), h + band), (255, 255, 255))
+    draw = ImageDraw.Draw(out)
+    font = ImageFont.load_default(size=LABEL_FONT_PX)
     for k, im in enumerate(images):
         out.paste(im, (k * (w + 2), 0))
+        if labels is not None:
+            draw.multiline_text((k * (w + 2) + 2, h + 2), labels[k], fill=(0, 0, 0), font=font, spacing=3)
     return out

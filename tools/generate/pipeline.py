@@ -27,6 +27,7 @@ from tools.generate.schema import (
     GenerateResult,
     SavedImage,
     Shapes,
+    StrengthPoint,
     Timings,
     TokenInfo,
     UnknownWord,
@@ -75,7 +76,7 @@ def check_arguments(args: GenerateInput, cfg: LabConfig) -> tuple[dm.ModelInfo, 
             raise InvalidArgument(
                 "strength", args.strength, "only used with init_image; leave it out otherwise"
             )
-    elif int(args.steps * args.strength) < 1:
+    elif args.strengths is None and int(args.steps * args.strength) < 1:
         raise InvalidArgument(
             "strength",
             args.strength,
@@ -162,12 +163,27 @@ class _PredictionRecorder:
     def __init__(self, pipe, guidance_scale: float):
         self.pipe, self.guidance = pipe, guidance_scale
         self.last = None
+        self.first = None  # the first UNet input: the noised start latent (img2img) or the pure noise
         self.handle = pipe.unet.register_forward_hook(self._hook, with_kwargs=True)
 
     def _hook(self, module, args, kwargs, output):
         sample = args[0] if args else kwargs["sample"]
         t = args[1] if len(args) > 1 else kwargs["timestep"]
         self.last = (sample.detach(), t, output[0].detach())
+        if self.first is None:
+            self.first = (
+                sample.detach().chunk(2)[1] if self.pipe.do_classifier_free_guidance else sample.detach()
+            )
+
+    def noise_level(self, t) -> float | None:
+        """sqrt(1 - alpha_bar_t): the share of noise in x_t (0 clean, 1 pure noise)."""
+        import torch
+
+        alphas = getattr(self.pipe.scheduler, "alphas_cumprod", None)
+        if alphas is None:
+            return None
+        ti = int(round(float(torch.as_tensor(t).flatten()[0])))
+        return float((1 - alphas[min(max(ti, 0), len(alphas) - 1)]).sqrt())
 
     def x0(self):
         import torch
@@ -243,6 +259,7 @@ def generate(args: GenerateInput, cfg: LabConfig, reporter: Reporter | None = No
         init = decode(src.image, "init_image", src.description).convert("RGB").resize((width, height))
     reporter.check_cancelled()
 
+    import numpy as np
     import torch
 
     # 2. pipeline (cached) and scheduler
@@ -276,35 +293,44 @@ def generate(args: GenerateInput, cfg: LabConfig, reporter: Reporter | None = No
         # 4. denoising loop: progress, cancellation and (show_steps) predictions at every step
         steps_run = int(args.steps * args.strength) if init is not None else args.steps
         shown_at = sorted({round(i * (steps_run - 1) / (SHOW_FRAMES - 1)) for i in range(SHOW_FRAMES)})
-        frames: list = []
+        frames: list = []  # (step, label, predicted clean latent)
         recorder = _PredictionRecorder(pipe, guidance) if args.show_steps else None
+        strengths = args.strengths or [args.strength]
 
         def on_step_end(p, i, t, kwargs):
             reporter.progress(i + 1, steps_run, f"denoising step {i + 1}/{steps_run}")
             if recorder is not None and i in shown_at and recorder.last is not None:
-                frames.append((i + 1, recorder.x0()[:1]))
+                tv = int(round(float(torch.as_tensor(t).flatten()[0])))
+                level = recorder.noise_level(t)
+                label = f"step {i + 1}/{steps_run}\nt={tv}" + (
+                    f", noise {level:.2f}" if level is not None else ""
+                )
+                frames.append((i + 1, label, recorder.x0()[:1]))
             reporter.check_cancelled()
             return kwargs
 
-        generator = torch.Generator(device="cpu").manual_seed(args.seed)
         call = dict(
             prompt_embeds=prompt_embeds,
             negative_prompt_embeds=negative_embeds,
             num_inference_steps=args.steps,
             guidance_scale=guidance,
             num_images_per_prompt=1,  # the embeddings are already repeated per image
-            generator=generator,
             output_type="latent",
             callback_on_step_end=on_step_end,
         )
-        if init is not None:
-            call.update(image=init, strength=args.strength)
-        else:
+        if init is None:
             call.update(width=width, height=height)
         t0 = time.perf_counter()
+        swept = []  # strengths: (strength, steps run, latent) per strength, the same seed each time
         try:
             with torch.no_grad(), _cancellable(pipe.unet, reporter):
-                latents = pipe(**call, return_dict=False)[0]
+                for strength in strengths:
+                    if init is not None:
+                        call.update(image=init, strength=strength)
+                        steps_run = int(args.steps * strength)
+                    call["generator"] = torch.Generator(device="cpu").manual_seed(args.seed)
+                    latents = pipe(**call, return_dict=False)[0]
+                    swept.append((strength, steps_run, latents[:1]))
         finally:
             if recorder is not None:
                 recorder.close()
@@ -312,7 +338,10 @@ def generate(args: GenerateInput, cfg: LabConfig, reporter: Reporter | None = No
 
         # 5. decode, save, inline
         t0 = time.perf_counter()
-        pictures = decode_latents(pipe, latents)
+        if args.strengths is None:
+            pictures = decode_latents(pipe, latents)
+        else:  # one picture per strength, in the order given
+            pictures = [decode_latents(pipe, lat)[0] for _, _, lat in swept]
         decode_s = time.perf_counter() - t0
         saved = [_save(im, cfg) for im in pictures]
         inline = [
@@ -321,14 +350,38 @@ def generate(args: GenerateInput, cfg: LabConfig, reporter: Reporter | None = No
             )
             for k, im in enumerate(pictures)
         ]
-        strip = None
+        strip, labels = None, []
         if frames:
-            strip_im = picture.strip([decode_latents(pipe, x0)[0] for _, x0 in frames])
+            shown = [decode_latents(pipe, x0)[0] for _, _, x0 in frames]
+            labels = [label for _, label, _ in frames]
+            if init is not None and recorder is not None and recorder.first is not None:
+                # the strip starts where img2img starts: the input, then the input noised to the strength's level
+                shown = [init, decode_latents(pipe, recorder.first[:1])[0], *shown]
+                labels = ["input", f"noised start\n(strength {args.strength:g})", *labels]
+            strip_im = picture.strip(shown, labels)
             strip = _save(strip_im, cfg)
             inline.append(
                 InlineImage(
                     png=picture.inline(strip_im),
-                    caption="prediction of the final image at steps " + ", ".join(str(s) for s, _ in frames),
+                    caption="prediction of the final image at steps "
+                    + ", ".join(str(s) for s, _, _ in frames),
+                )
+            )
+        sweep, sweep_strip = [], None
+        if args.strengths is not None and init is not None:
+            ref = np.asarray(init, dtype=np.float32)
+            for (strength, n, _), im, kept in zip(swept, pictures, saved, strict=True):
+                diff = float(np.abs(np.asarray(im, dtype=np.float32) - ref).mean())  # 0-255 scale
+                sweep.append(
+                    StrengthPoint(strength=strength, steps_run=n, mean_abs_diff=round(diff, 3), image=kept)
+                )
+            labels = ["input", *(f"strength {p.strength:g}\ndiff {p.mean_abs_diff:.1f}" for p in sweep)]
+            strip_im = picture.strip([init, *pictures], labels)
+            sweep_strip = _save(strip_im, cfg)
+            inline.append(
+                InlineImage(
+                    png=picture.inline(strip_im),
+                    caption="strength sweep (same seed): " + ", ".join(f"{p.strength:g}" for p in sweep),
                 )
             )
         result = GenerateResult(
@@ -344,7 +397,7 @@ def generate(args: GenerateInput, cfg: LabConfig, reporter: Reporter | None = No
             steps_run=steps_run,
             scheduler=type(pipe.scheduler).__name__,
             guidance_scale=guidance,
-            strength=args.strength if init is not None else None,
+            strength=args.strength if init is not None and args.strengths is None else None,
             width=width,
             height=height,
             images=saved,
@@ -363,8 +416,11 @@ def generate(args: GenerateInput, cfg: LabConfig, reporter: Reporter | None = No
                 total_s=round(time.perf_counter() - t_start, 4),
             ),
             pipeline_cached=cached,
-            steps_shown=[s for s, _ in frames],
+            steps_shown=[s for s, _, _ in frames],
             steps_strip=strip,
+            frame_labels=labels,
+            sweep=sweep,
+            sweep_strip=sweep_strip,
             unknown_words=unknown,
         )
         summary = (

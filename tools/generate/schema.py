@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
-from tools.common import ToolInput
+from tools.common import InvalidArgument, ToolInput
 
 SchedulerName = Literal["default", "ddim", "euler", "euler_a", "dpm++", "pndm"]
 SHOW_FRAMES = 6
@@ -69,9 +69,49 @@ class GenerateInput(ToolInput):
         description="With init_image: how much is redrawn. Near 0 keeps the input, 1 ignores it; "
         "steps x strength denoising steps run (at least 1).",
     )
-    show_steps: bool = Field(
-        False, description="Also return a strip: the model's prediction of the final image at several steps."
+    strengths: list[float] | None = Field(
+        None,
+        min_length=2,
+        max_length=6,
+        description="With init_image: a strength sweep, 2-6 strengths (each 0-1) run with the same seed; returns "
+        "one strip (input, then one frame per strength) and per-strength figures. Replaces `strength`.",
     )
+    show_steps: bool = Field(
+        False,
+        description="Also return a strip: the model's prediction of the final image at several steps, each "
+        "frame labelled with its step, timestep t and noise level; img2img starts with the input and the "
+        "noised start.",
+    )
+
+    @model_validator(mode="after")
+    def _check_strengths(self) -> GenerateInput:
+        if self.strengths is None:
+            return self
+        if self.init_image is None:
+            raise InvalidArgument("strengths", self.strengths, "only used with init_image (image-to-image)")
+        if "strength" in self.model_fields_set:
+            raise InvalidArgument(
+                "strengths", self.strengths, "give either `strength` or `strengths`, not both"
+            )
+        for s in self.strengths:
+            if not 0.0 <= s <= 1.0:
+                raise InvalidArgument("strengths", self.strengths, f"each strength between 0 and 1; got {s}")
+            if int(self.steps * s) < 1:
+                raise InvalidArgument(
+                    "strengths",
+                    self.strengths,
+                    f"with steps={self.steps}, each strength must be at least {1 / self.steps:.3g} "
+                    f"so one step is denoised; got {s}",
+                )
+        if self.num_images != 1:
+            raise InvalidArgument(
+                "num_images", self.num_images, "1 with `strengths` (one image per strength)"
+            )
+        if self.show_steps:
+            raise InvalidArgument(
+                "show_steps", self.show_steps, "false with `strengths` (use one `strength`)"
+            )
+        return self
 
 
 class TokenInfo(BaseModel):
@@ -116,6 +156,15 @@ class UnknownWord(BaseModel):
     )
 
 
+class StrengthPoint(BaseModel):
+    strength: float = Field(description="The strength of this run.")
+    steps_run: int = Field(description="Denoising steps it ran (steps x strength).")
+    mean_abs_diff: float = Field(
+        description="Mean absolute pixel difference to the input (0-255 scale): how much was redrawn."
+    )
+    image: SavedImage = Field(description="Its image, saved full size.")
+
+
 class GenerateResult(BaseModel):
     model: str = Field(
         description="The model used: 'builtin' or a --model-dir folder's name (see list_models)."
@@ -144,6 +193,17 @@ class GenerateResult(BaseModel):
     pipeline_cached: bool = Field(description="Whether the pipeline was already loaded before this call.")
     steps_shown: list[int] = Field(default_factory=list, description="show_steps: step numbers in the strip.")
     steps_strip: SavedImage | None = Field(None, description="show_steps: the saved strip.")
+    frame_labels: list[str] = Field(
+        default_factory=list,
+        description="The labels of the strip's frames, left to right (show_steps: 'input', 'noised start "
+        "(strength s)' in img2img, then 'step k/n, t=..., noise ...'; strengths: 'input', then 'strength s').",
+    )
+    sweep: list[StrengthPoint] = Field(
+        default_factory=list, description="strengths: one entry per strength, in the order given."
+    )
+    sweep_strip: SavedImage | None = Field(
+        None, description="strengths: the saved strip (input, then one frame per strength)."
+    )
     unknown_words: list[UnknownWord] = Field(
         default_factory=list,
         description="Built-in model: the prompt's words it never saw in training, and their tokens. The picture "
