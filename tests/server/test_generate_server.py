@@ -81,3 +81,22 @@ async def test_progress_arrives_once_per_denoising_step(cfg, mode):
         )
     assert not res.is_error, res.content
     assert seen == [(float(i), 6.0) for i in range(1, 7)]
+
+
+async def test_a_strength_sweep_through_the_client_returns_labelled_frames_and_refuses_both_strengths(
+    cfg, mode
+):
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), (220, 40, 40)).save(buf, format="PNG")
+    init = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    args = {"prompt": "a red circle", "init_image": init, "steps": 4, "strengths": [0.5, 1.0]}
+    async with _client(cfg, mode) as c:
+        tool = {t.name: t for t in (await c.list_tools()).tools}["generate_image"]
+        res = await c.call_tool("generate_image", args)
+        both = await c.call_tool("generate_image", {**args, "strength": 0.5})
+    assert not res.is_error, res.content
+    data = res.structured_content
+    jsonschema.validate(data, tool.output_schema)
+    assert [p["strength"] for p in data["sweep"]] == [0.5, 1.0] and data["sweep_strip"] is not None
+    assert data["frame_labels"][0] == "input" and data["frame_labels"][1].startswith("strength 0.5")
+    assert both.is_error and "`strengths`" in both.content[0].text and "not both" in both.content[0].text
