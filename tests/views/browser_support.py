@@ -85,5 +85,5 @@ class Page:
 
 
 def screenshot_dir(tmp_path: Path) -> Path:
-    """docs/img when ML_LAB_WRITE_SCREENSHOTS=1 (to refresh the README's pictures), else a temporary folder."""
-    return ROOT / "docs" / "img" if os.environ.get("ML_LAB_WRITE_SCREENSHOTS") == "1" else tmp_path
+    """docs/images when ML_LAB_WRITE_SCREENSHOTS=1 (to refresh the README's pictures), else a temporary folder."""
+    return ROOT / "docs" / "images" if os.environ.get("ML_LAB_WRITE_SCREENSHOTS") == "1" else tmp_path
