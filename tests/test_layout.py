@@ -38,10 +38,18 @@ def test_building_the_server_imports_no_heavy_library(tmp_path):
     assert json.loads(out) == []
 
 
-def test_tool_modules_import_no_heavy_library():
+def test_start_up_surface_imports_no_heavy_library():
+    """The lazy boundary: each tool package's __init__ and schema, the shared light modules and every
+    mcp_server module load without torch and friends; a tool's compute modules import them at the top."""
     out = _run(
-        "import importlib, pkgutil, sys, json, tools\n"
-        "for m in pkgutil.walk_packages(tools.__path__, 'tools.'): importlib.import_module(m.name)\n"
-        f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
+        "import importlib, pkgutil, sys, json, tools, mcp_server\n"
+        "pkgs = [m.name for m in pkgutil.iter_modules(tools.__path__, 'tools.') if m.ispkg]\n"
+        "schemas = [p + '.schema' for p in pkgs if importlib.util.find_spec(p + '.schema')]\n"
+        "light = ['tools.common', 'tools.config', 'tools.paths', 'tools.arguments', 'tools.fonts']\n"
+        "server = [m.name for m in pkgutil.iter_modules(mcp_server.__path__, 'mcp_server.') if m.name != 'mcp_server.__main__']\n"
+        "for n in pkgs + schemas + light + server: importlib.import_module(n)\n"
+        f"print(json.dumps({{'pkgs': pkgs, 'schemas': schemas, 'heavy': sorted(m for m in {HEAVY!r} if m in sys.modules)}}))"
     )
-    assert json.loads(out) == []
+    data = json.loads(out)
+    assert len(data["pkgs"]) >= 8 and len(data["schemas"]) >= 8, data
+    assert data["heavy"] == []

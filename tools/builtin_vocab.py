@@ -16,6 +16,8 @@ import json
 import string
 from pathlib import Path
 
+from transformers import CLIPTokenizer
+
 from tools import phrasing
 from tools.scenes import PUNCTUATION, VOCABULARY
 
@@ -85,7 +87,6 @@ def write_tokenizer_files(out_dir: str | Path, version: int = 2) -> Path:
 
 def load_tokenizer(files_dir: str | Path):
     """A transformers CLIPTokenizer from the files write_tokenizer_files made."""
-    from transformers import CLIPTokenizer
 
     d = Path(files_dir)
     merges = [tuple(line.split()) for line in (d / "merges.txt").read_text().splitlines()[1:] if line.strip()]

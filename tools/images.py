@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from matplotlib.figure import Figure
+
 from tools.common import InvalidArgument
 from tools.config import LabConfig
 from tools.paths import OUTPUT_URI_PREFIX, new_output_path, resolve_output_uri, resolve_readable
@@ -197,7 +199,6 @@ def new_figure(nrows: int = 1, ncols: int = 1, **kwargs):
     Tool calls run concurrently in worker threads and pyplot's global figure registry is not
     thread-safe; a bare `Figure` is, and is freed like any object. Same arguments as plt.subplots.
     """
-    from matplotlib.figure import Figure
 
     fig_kw = {k: kwargs.pop(k) for k in ("figsize", "dpi", "layout", "facecolor") if k in kwargs}
     fig = Figure(**fig_kw)

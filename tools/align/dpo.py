@@ -10,13 +10,13 @@ pairs where it is positive are what DPO drives up.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import torch
+import torch.nn.functional as F
 
 from tools.align.policy import Batch, sequence_logps
 from tools.align.sft import _clip
-
-if TYPE_CHECKING:
-    import torch
 
 
 @dataclass
@@ -34,7 +34,6 @@ def dpo_loss(
     beta: float,
 ) -> DpoTerms:
     """All inputs are summed response log-probs, shape (B,)."""
-    import torch.nn.functional as F
 
     chosen_rewards = beta * (policy_chosen - ref_chosen)
     rejected_rewards = beta * (policy_rejected - ref_rejected)
@@ -45,8 +44,6 @@ def dpo_loss(
 def dpo_step(
     model: Any, ref: Any, optimizer: Any, chosen: Batch, rejected: Batch, beta: float
 ) -> dict[str, float]:
-    import torch
-
     with torch.no_grad():
         ref_c, ref_r = sequence_logps(ref, chosen), sequence_logps(ref, rejected)  # (B,), (B,)
     terms = dpo_loss(sequence_logps(model, chosen), sequence_logps(model, rejected), ref_c, ref_r, beta)
@@ -66,7 +63,6 @@ def dpo_step(
 
 def preference_accuracy(model: Any, chosen: Batch, rejected: Batch) -> float:
     """Share of pairs where the model itself gives chosen a higher log-probability than rejected."""
-    import torch
 
     with torch.no_grad():
         return float((sequence_logps(model, chosen) > sequence_logps(model, rejected)).float().mean())

@@ -13,10 +13,8 @@ the clip keeps each update close to the sampling policy.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    import torch
+import torch
 
 ADV_EPS = 1e-4  # as TRL's GRPOTrainer: a group with equal rewards gets advantage 0, not 0/0
 
@@ -45,7 +43,6 @@ def grpo_loss(
     beta: float,
 ) -> GrpoTerms:
     """logp, old_logp, ref_logp, mask: (N, T) per-token log-probs and completion mask; advantages: (N,)."""
-    import torch
 
     adv = advantages[:, None]  # (N, 1): every token of a completion shares its advantage
     ratio = torch.exp(logp - old_logp)  # (N, T)

@@ -9,6 +9,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from tools.align import data as D
 from tools.align import picture, policy, rewards, store
 from tools.align.dpo import dpo_step, preference_accuracy
@@ -43,7 +45,6 @@ class Settings:
 
 
 def finetune_gpt(args: FinetuneGptInput, cfg: LabConfig, reporter: Reporter) -> ToolOutput:
-
     # 1. Settings, models and data; every refusal happens here, before any training
     steps_default, lr_default, beta_default, batch_default = DEFAULTS[args.method]
     batch_size = args.batch_size or batch_default
@@ -77,8 +78,6 @@ def finetune_gpt(args: FinetuneGptInput, cfg: LabConfig, reporter: Reporter) -> 
 
 
 def _finetune(args, cfg, reporter, model, tok, ref, st: Settings) -> ToolOutput:
-    import torch
-
     steps, lr, beta, batch_size, budget = st.steps, st.lr, st.beta, st.batch_size, st.budget
 
     data = D.build(args, tok, model)
@@ -224,7 +223,6 @@ def _grpo_batch(
     step: int,
 ) -> StepRecord:
     """Sample a group per prompt, score, normalise within groups, then `updates_per_batch` clipped steps."""
-    import torch
 
     G = args.group_size
     stop = policy.stop_id(tok)

@@ -12,12 +12,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import torch
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GPT2Config,
+    GPT2LMHeadModel,
+    PreTrainedTokenizerFast,
+)
 
 from tools.align.tasks import STOP
-
-if TYPE_CHECKING:
-    import torch
 
 EOS = "<|endoftext|>"
 UNK = "<unk>"
@@ -27,7 +33,6 @@ SMALL_MODEL_PARAMS = 5_000_000  # below this, one torch thread (see few_threads)
 def char_tokenizer(chars: str) -> Any:
     """A character tokenizer (one token per character, as nanoGPT's shakespeare_char) built with `tokenizers`."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
 
     vocab = {EOS: 0, UNK: 1} | {c: i + 2 for i, c in enumerate(sorted(set(chars)))}
     tok = Tokenizer(models.WordLevel(vocab, unk_token=UNK))
@@ -40,8 +45,6 @@ def tiny_gpt(
     vocab_size: int, n_layer: int = 2, n_head: int = 4, n_embd: int = 64, n_positions: int = 32, seed=0
 ):
     """A small GPT-2 (transformers' GPT2LMHeadModel), seeded, dropout off."""
-    import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
 
     cfg = GPT2Config(
         vocab_size=vocab_size,
@@ -67,7 +70,6 @@ def load(folder: Path) -> tuple[Any, Any]:
     concurrent calls left a weight on meta (backward failed with "expected device meta but got cpu") or
     gave another model's numbers (seen in the concurrency test).
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     with _LOAD_LOCK:
         model = AutoModelForCausalLM.from_pretrained(folder, dtype="float32")
@@ -101,8 +103,6 @@ class Batch:
 
 
 def make_batch(prompts: list[list[int]], completions: list[list[int]], pad_id: int) -> Batch:
-    import torch
-
     T = max(len(p) + len(c) for p, c in zip(prompts, completions, strict=True))
     B = len(prompts)
     ids = torch.full((B, T), pad_id, dtype=torch.long)
@@ -141,7 +141,6 @@ def sample(
     `stop` (kept) or the cap. temperature 0 = greedy. Finished rows keep running (cheaper than reshaping the
     cache) but their tokens are dropped.
     """
-    import torch
 
     n = len(prompts)
     max_new_tokens = min(max_new_tokens, context_size(model) - len(prompts[0]))
@@ -232,7 +231,6 @@ def few_threads(model: Any) -> Iterator[None]:
     0.55 s with 1 thread and 3 to 8 s with 2. Bigger models keep torch's default.
     """
     global _threads_users, _threads_saved
-    import torch
 
     if sum(p.numel() for p in model.parameters()) >= SMALL_MODEL_PARAMS:
         yield

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import torch
 
 from tools.align.policy import Batch
-
-if TYPE_CHECKING:
-    import torch
 
 
 def masked_nll(logits: torch.Tensor, ids: torch.Tensor, completion_mask: torch.Tensor) -> torch.Tensor:
@@ -33,6 +32,4 @@ def sft_step(model: Any, optimizer: Any, batch: Batch) -> float:
 
 
 def _clip(model: Any) -> None:
-    import torch
-
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -2,52 +2,20 @@
 
 Each demo takes the caller's demo parameters (already bounds-checked by the input model), checks what
 only it can check (lengths, ranges), computes with torch, and returns a `DemoResult` and, where a
-picture helps, PNG bytes. torch and matplotlib are imported inside the functions.
+picture helps, PNG bytes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, Field
+import torch
+import torch.nn.functional as F
+from matplotlib.figure import Figure
 
 from tools.common import InvalidArgument
-
-
-class DemoText(BaseModel):
-    en: str | None = Field(None, description="English text (null when only Chinese was asked for).")
-    zh: str | None = Field(
-        None, description="Simplified Chinese text (null when only English was asked for)."
-    )
-
-
-class DemoResult(BaseModel):
-    name: str = Field(description="Demo name, e.g. relu, softmax, gradient_descent.")
-    title: DemoText = Field(description="What the demo computes.")
-    parameters: dict[str, Any] = Field(description="The inputs used, defaults filled in.")
-    values: dict[str, Any] = Field(description="The numbers torch computed (rounded to 6 decimals).")
-    code: str = Field(description="PyTorch code that reproduces the numbers.")
-    notes: list[DemoText] = Field(default_factory=list, description="What to notice in the numbers.")
-    has_plot: bool = Field(False, description="Whether a picture of the demo is attached inline.")
-
-
-@dataclass
-class DemoParams:
-    """The demo knobs of explain_concept's input (see ExplainInput for descriptions and bounds)."""
-
-    demo_input: list[float] | None = None
-    demo_target: list[float] | None = None
-    target_class: int | None = None
-    temperature: float = 1.0
-    learning_rate: float | None = None
-    steps: int = 20
-    start_x: float = 4.0
-    dropout_p: float = 0.5
-    seed: int = 0
-    plot: bool = True
-    language: str = "both"  # the answer's language: the picture's titles and labels are in Chinese for "zh"
+from tools.explain.schema import DemoParams, DemoResult, DemoText
 
 
 def _t(en: str, zh: str) -> DemoText:
@@ -72,7 +40,6 @@ def _r(x: Any) -> Any:
 
 def _fig(nrows: int = 1, ncols: int = 1, figsize=(6, 3.2), **kwargs):
     """A matplotlib Figure outside pyplot: tool calls run in worker threads, pyplot's global state is not safe there."""
-    from matplotlib.figure import Figure
 
     from tools.fonts import use_cjk_in_matplotlib
 
@@ -137,15 +104,11 @@ _ACT_CODE = {
 
 
 def _act_fn(kind: str) -> Callable:
-    import torch
-    import torch.nn.functional as F
-
     return {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "gelu": F.gelu}[kind]
 
 
 def _value_and_grad(kind: str, xs):
     """f(x) and df/dx by autograd, elementwise."""
-    import torch
 
     x = torch.tensor(xs, dtype=torch.float64, requires_grad=True)
     y = _act_fn(kind)(x)
@@ -154,8 +117,6 @@ def _value_and_grad(kind: str, xs):
 
 
 def _activation_demo(kinds: list[str], p: DemoParams) -> tuple[DemoResult, bytes | None]:
-    import torch
-
     xs = p.demo_input if p.demo_input is not None else [-3.0, -1.0, -0.5, 0.0, 0.5, 1.0, 3.0]
     grid = torch.linspace(-5, 5, 201, dtype=torch.float64)
     values: dict[str, Any] = {"x": _r(xs)}
@@ -214,8 +175,6 @@ def _activation_demo(kinds: list[str], p: DemoParams) -> tuple[DemoResult, bytes
 
 
 def _softmax_demo(p: DemoParams) -> tuple[DemoResult, bytes | None]:
-    import torch
-
     logits = p.demo_input if p.demo_input is not None else [2.0, 1.0, 0.1]
     if len(logits) < 2:
         raise InvalidArgument("demo_input", logits, "softmax needs at least 2 logits (one per class)")
@@ -275,9 +234,6 @@ def _softmax_demo(p: DemoParams) -> tuple[DemoResult, bytes | None]:
 
 
 def _mse_demo(p: DemoParams) -> tuple[DemoResult, bytes | None]:
-    import torch
-    import torch.nn.functional as F
-
     pred = p.demo_input if p.demo_input is not None else [2.5, 0.0, 2.0, 8.0]
     target = p.demo_target if p.demo_target is not None else [3.0, -0.5, 2.0, 7.0][: len(pred)]
     if len(target) != len(pred):
@@ -325,9 +281,6 @@ def _mse_demo(p: DemoParams) -> tuple[DemoResult, bytes | None]:
 
 
 def _cross_entropy_demo(p: DemoParams) -> tuple[DemoResult, bytes | None]:
-    import torch
-    import torch.nn.functional as F
-
     logits = p.demo_input if p.demo_input is not None else [2.0, 1.0, 0.1]
     if len(logits) < 2:
         raise InvalidArgument("demo_input", logits, "cross-entropy needs at least 2 logits (one per class)")
@@ -383,7 +336,6 @@ def _cross_entropy_demo(p: DemoParams) -> tuple[DemoResult, bytes | None]:
 
 def _descend(lr: float, steps: int, x0: float) -> tuple[list[float], str]:
     """Gradient descent on f(x) = x^2 with the gradient from autograd."""
-    import torch
 
     x = torch.tensor(x0, dtype=torch.float64, requires_grad=True)
     path = [x0]
@@ -476,8 +428,6 @@ def _gradient_descent_demo(p: DemoParams) -> tuple[DemoResult, bytes | None]:
 
 
 def _chain_rule_demo(p: DemoParams) -> tuple[DemoResult, bytes | None]:
-    import torch
-
     vals = p.demo_input if p.demo_input is not None else [2.0, 3.0, 0.5, 0.0]
     if len(vals) != 4:
         raise InvalidArgument("demo_input", vals, "the chain-rule demo takes 4 numbers: [x, y, w, b]")
@@ -536,8 +486,6 @@ def _chain_rule_demo(p: DemoParams) -> tuple[DemoResult, bytes | None]:
 
 
 def _normalization_demo(p: DemoParams) -> tuple[DemoResult, bytes | None]:
-    import torch
-
     pixels = p.demo_input if p.demo_input is not None else [0.0, 64.0, 128.0, 191.0, 255.0]
     if any(v < 0 or v > 255 for v in pixels):
         raise InvalidArgument(
@@ -595,9 +543,6 @@ _CONV_LABELS = [("image", "图像", "5x5"), ("kernel", "卷积核", "3x3"), ("ou
 
 
 def _convolution_demo(p: DemoParams) -> tuple[DemoResult, bytes | None]:
-    import torch
-    import torch.nn.functional as F
-
     image = torch.tensor([[0, 0, 1, 1, 1]] * 5, dtype=torch.float64)  # a vertical edge
     k = p.demo_input if p.demo_input is not None else [1.0, 0.0, -1.0, 2.0, 0.0, -2.0, 1.0, 0.0, -1.0]
     if len(k) != 9:
@@ -659,9 +604,6 @@ def _convolution_demo(p: DemoParams) -> tuple[DemoResult, bytes | None]:
 
 
 def _dropout_demo(p: DemoParams) -> tuple[DemoResult, bytes | None]:
-    import torch
-    import torch.nn.functional as F
-
     xs = p.demo_input if p.demo_input is not None else [1.0] * 10
     x = torch.tensor(xs, dtype=torch.float64)
     keep = 1 - p.dropout_p
@@ -709,9 +651,6 @@ def _dropout_demo(p: DemoParams) -> tuple[DemoResult, bytes | None]:
 
 
 def _norm_compare_demo(p: DemoParams) -> tuple[DemoResult, bytes | None]:
-    import torch
-    import torch.nn.functional as F
-
     if p.demo_input is not None:
         if len(p.demo_input) != 12:
             raise InvalidArgument(
@@ -791,7 +730,6 @@ def _input_grad_norm(
 ) -> float:
     """|dL/dx| at the input of `depth` layers h <- act(W h) (or h + act(W h)). W in nn.Linear's default range
     U(+-1/sqrt(fan_in)), or with kaiming=True He's N(0, 2 / fan_in) (torch.nn.init.kaiming_normal_)."""
-    import torch
 
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(8, width, generator=g, dtype=torch.float64, requires_grad=True)

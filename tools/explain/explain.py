@@ -15,9 +15,17 @@ import re
 from tools.common import InlineImage, Reporter, ToolOutput
 from tools.config import LabConfig
 from tools.explain.concept_schema import Concept
-from tools.explain.demos import DemoParams, DemoText, run_demo
 from tools.explain.knowledge import KnowledgeBase, load_kb, lookup, resolve_language
-from tools.explain.schema import ConceptRef, ExplainInput, ExplainResult, Suggestion, Text, TryItCall
+from tools.explain.schema import (
+    ConceptRef,
+    DemoParams,
+    DemoText,
+    ExplainInput,
+    ExplainResult,
+    Suggestion,
+    Text,
+    TryItCall,
+)
 from tools.paths import CONCEPT_URI
 
 # --- rendering -----------------------------------------------------------------------------------------
@@ -167,6 +175,8 @@ def run(args: ExplainInput, cfg: LabConfig, reporter: Reporter) -> ToolOutput:
     full = args.detail == "full"
     demo_result, png = None, None
     if full and args.demo and concept.demo:
+        from tools.explain.demos import run_demo  # torch and matplotlib load here, not at start-up
+
         reporter.check_cancelled()
         fields = [k for k in DemoParams.__dataclass_fields__ if k != "language"]
         params = DemoParams(**{k: getattr(args, k) for k in fields}, language=language)

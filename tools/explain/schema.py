@@ -2,12 +2,47 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, Field
 
 from tools.common import ToolInput
-from tools.explain.demos import DemoResult
+
+
+class DemoText(BaseModel):
+    en: str | None = Field(None, description="English text (null when only Chinese was asked for).")
+    zh: str | None = Field(
+        None, description="Simplified Chinese text (null when only English was asked for)."
+    )
+
+
+class DemoResult(BaseModel):
+    name: str = Field(description="Demo name, e.g. relu, softmax, gradient_descent.")
+    title: DemoText = Field(description="What the demo computes.")
+    parameters: dict[str, Any] = Field(description="The inputs used, defaults filled in.")
+    values: dict[str, Any] = Field(description="The numbers torch computed (rounded to 6 decimals).")
+    code: str = Field(description="PyTorch code that reproduces the numbers.")
+    notes: list[DemoText] = Field(default_factory=list, description="What to notice in the numbers.")
+    has_plot: bool = Field(False, description="Whether a picture of the demo is attached inline.")
+
+
+@dataclass
+class DemoParams:
+    """The demo knobs of explain_concept's input (see ExplainInput for descriptions and bounds)."""
+
+    demo_input: list[float] | None = None
+    demo_target: list[float] | None = None
+    target_class: int | None = None
+    temperature: float = 1.0
+    learning_rate: float | None = None
+    steps: int = 20
+    start_x: float = 4.0
+    dropout_p: float = 0.5
+    seed: int = 0
+    plot: bool = True
+    language: str = "both"  # the answer's language: the picture's titles and labels are in Chinese for "zh"
+
 
 Language = Literal["auto", "en", "zh", "both"]
 LANGUAGES: tuple[str, ...] = get_args(Language)

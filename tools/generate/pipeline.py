@@ -15,6 +15,9 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 
+import torch
+from diffusers import StableDiffusionImg2ImgPipeline
+
 from tools import diffusion_models as dm
 from tools.common import InlineImage, InvalidArgument, NullReporter, Reporter, ToolOutput
 from tools.config import LabConfig
@@ -177,8 +180,6 @@ class _PredictionRecorder:
 
     def noise_level(self, t) -> float | None:
         """sqrt(1 - alpha_bar_t): the share of noise in x_t (0 clean, 1 pure noise)."""
-        import torch
-
         alphas = getattr(self.pipe.scheduler, "alphas_cumprod", None)
         if alphas is None:
             return None
@@ -186,8 +187,6 @@ class _PredictionRecorder:
         return float((1 - alphas[min(max(ti, 0), len(alphas) - 1)]).sqrt())
 
     def x0(self):
-        import torch
-
         sample, t, out = self.last
         if self.pipe.do_classifier_free_guidance:
             uncond, cond = out.chunk(2)
@@ -213,7 +212,6 @@ class _PredictionRecorder:
 
 def decode_latents(pipe, latents):
     """VAE decoder; the latent is unscaled first (the VAE's scaling_factor), then mapped to [0, 1] pixels."""
-    import torch
 
     with torch.no_grad():
         image = pipe.vae.decode(latents / pipe.vae.config.scaling_factor, return_dict=False)[0]
@@ -233,8 +231,6 @@ def _runner(pipe, scheduler_name: str, img2img: bool):
     scheduler = make_scheduler(scheduler_name, base_scheduler.config)
     try:
         if img2img:
-            from diffusers import StableDiffusionImg2ImgPipeline
-
             runner = StableDiffusionImg2ImgPipeline(
                 **{**pipe.components, "scheduler": scheduler or base_scheduler}
             )
@@ -260,7 +256,6 @@ def generate(args: GenerateInput, cfg: LabConfig, reporter: Reporter | None = No
     reporter.check_cancelled()
 
     import numpy as np
-    import torch
 
     # 2. pipeline (cached) and scheduler
     t0 = time.perf_counter()

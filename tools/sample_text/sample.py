@@ -7,6 +7,11 @@ import json
 import math
 from pathlib import Path
 
+import torch
+from matplotlib.figure import Figure
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
 from tools.common import InlineImage, InvalidArgument, Reporter, ToolOutput
 from tools.config import LabConfig
 from tools.fonts import plot_char, use_cjk_in_matplotlib
@@ -33,9 +38,6 @@ def find_model(args: SampleTextInput, cfg: LabConfig) -> tuple[Path, str, str]:
 
 def load(folder: Path, argument: str, value: str, cfg: LabConfig):
     """Check the config names a causal LM of allowed size before loading any weight, then load offline."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
     if not (folder / "config.json").is_file():
         raise InvalidArgument(argument, value, "has no config.json: not a transformers model folder")
@@ -64,8 +66,6 @@ def load(folder: Path, argument: str, value: str, cfg: LabConfig):
 
 
 def sample_text(args: SampleTextInput, cfg: LabConfig, reporter: Reporter) -> ToolOutput:
-    import torch
-
     # 1. the model
     folder, argument, what = find_model(args, cfg)
     model, tok, config = load(folder, argument, args.run_id or args.model_path or "", cfg)
@@ -134,7 +134,6 @@ def sample_text(args: SampleTextInput, cfg: LabConfig, reporter: Reporter) -> To
 
 def draw_steps(tokens: list[GeneratedToken], temperature: float) -> bytes:
     """One bar chart per step: the top-5 candidates' probabilities, the chosen one in orange."""
-    from matplotlib.figure import Figure
 
     use_cjk_in_matplotlib()  # tokens in Chinese
 

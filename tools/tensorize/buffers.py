@@ -11,6 +11,8 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import torch
+
 from tools.tensorize.schema import CHANNELS
 
 PREFAULT_MIN_BYTES = 16 << 20  # float outputs at least this big get their pages faulted in during the decode
@@ -21,7 +23,6 @@ _POOL_LOCK = threading.Lock()
 
 def _workers() -> int:
     """Threads for the normalization pass: as many as torch may use, at most 4 (memory-bound beyond)."""
-    import torch
 
     return max(1, min(4, torch.get_num_threads()))
 
@@ -126,7 +127,6 @@ def uint8_view(im: Any):
     as 4 bytes a pixel, so the view skips the pad byte); otherwise one copy through NumPy.
     """
     import numpy as np
-    import torch
 
     w, h = im.size
     c = len(im.getbands())

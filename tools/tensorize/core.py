@@ -20,6 +20,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
 from tools.common import InlineImage, InvalidArgument, NullReporter, Reporter, ToolOutput
 from tools.config import LabConfig
 from tools.images import decode, open_image_input, to_inline_png
@@ -173,7 +175,6 @@ class Core:
 def tensorize_core(im: Any, args: TensorizeInput, p: Plan, shown: str = "image") -> Core:
     """Decode `im` (opened, not loaded) and build the tensor the arguments describe. No stats, no picture."""
     import numpy as np
-    import torch
     from PIL import Image
 
     c = len(p.channels)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from matplotlib import colormaps
 from PIL import Image, ImageDraw, ImageFont
 
 if TYPE_CHECKING:
@@ -59,7 +60,6 @@ def _font(size: int):
 @functools.cache
 def _viridis() -> np.ndarray:
     """(256, 3) uint8: matplotlib's viridis colour map (read once from matplotlib)."""
-    from matplotlib import colormaps
 
     return colormaps["viridis"](np.linspace(0.0, 1.0, 256), bytes=True)[:, :3].copy()
 

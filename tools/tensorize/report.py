@@ -7,6 +7,8 @@ import base64
 import math
 from typing import TYPE_CHECKING, Literal
 
+import torch
+
 from tools.config import LabConfig
 from tools.paths import new_output_path, output_uri
 from tools.tensorize.schema import (
@@ -23,7 +25,6 @@ if TYPE_CHECKING:
 
 def histogram(core: Core):
     """(C, 256) int64 counts of each uint8 level, per channel, over the cropped region."""
-    import torch
 
     im = core.pixels if core.plan.crop_box is None else core.pixels.crop(core.plan.crop_box)
     return torch.tensor(im.histogram(), dtype=torch.int64).view(len(core.plan.channels), 256)
@@ -61,8 +62,6 @@ def preview(x, args: TensorizeInput, names) -> list[ChannelPreview]:
 
 
 def save_tensor(x, args: TensorizeInput, cfg: LabConfig, meta: dict[str, str]) -> SavedTensor:
-    import torch
-
     x = x.contiguous()
     path = new_output_path(cfg, "tensors", "." + args.save)
     if args.save == "pt":

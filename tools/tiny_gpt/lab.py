@@ -5,6 +5,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import torch
+import torch.nn.functional as F
+
 from tools.common import InlineImage, InvalidArgument, Reporter, ToolOutput
 from tools.config import LabConfig
 from tools.paths import new_output_path, output_uri
@@ -67,8 +70,6 @@ def estimate_parameters(vocab: int, s: dict[str, Any]) -> int:
 
 
 def train_tiny_gpt(args: TrainTinyGptInput, cfg: LabConfig, reporter: Reporter) -> ToolOutput:
-    import torch
-
     # 1. settings and text
     s = settings_of(args, cfg)
     text, corpus_what = corpora.load_corpus(
@@ -239,8 +240,6 @@ def _history(log) -> History:
 
 def _whole_split_loss(model, data, block_size: int) -> float:
     """Mean next-token loss over the whole split, in non-overlapping windows of the context size."""
-    import torch
-    import torch.nn.functional as F
 
     model.eval()
     n = (len(data) - 1) // block_size
@@ -255,8 +254,6 @@ def _whole_split_loss(model, data, block_size: int) -> float:
 
 
 def _head_focus(att, tokens: list[str]) -> list[HeadFocus]:
-    import torch
-
     L, H, T, _ = att.shape
     dist = (torch.arange(T)[:, None] - torch.arange(T)[None, :]).clamp(min=0).float()  # (T, T) query - key
     out = []

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # torch loads on the first call, never at import (the server must start fast)
-    import torch
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
 
 
 def build_model(vocab_size: int, n_layer: int, n_head: int, n_embd: int, block_size: int, dropout: float):
     """A GPT-2 with freshly initialised weights (GPT-2's init: normal(0, 0.02), scaled residual projections)."""
-    from transformers import GPT2Config, GPT2LMHeadModel
 
     config = GPT2Config(
         vocab_size=vocab_size,
@@ -49,7 +47,6 @@ def bigram_loss(train: torch.Tensor, val: torch.Tensor, vocab_size: int) -> tupl
 
     Counts are kept sparse (pair key a * V + b), so a 16k vocabulary costs no V x V table.
     """
-    import torch
 
     V = vocab_size
     keys, counts = torch.unique(train[:-1] * V + train[1:], return_counts=True)  # sorted pair keys
@@ -69,7 +66,6 @@ def attention_maps(model, ids: torch.Tensor) -> torch.Tensor:
 
     SDPA never materialises the weights, so the model switches to the "eager" implementation for this pass.
     """
-    import torch
 
     was_training = model.training
     model.eval()

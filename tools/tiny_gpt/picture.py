@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import math
 
+from matplotlib.figure import Figure
+
 from tools.fonts import plot_char, use_cjk_in_matplotlib
 from tools.tiny_gpt.schema import Baselines, Sample
 
@@ -16,8 +18,6 @@ def _png(fig) -> bytes:
 
 
 def draw_training(log, baselines: Baselines, samples: list[Sample], title: str) -> bytes:
-    from matplotlib.figure import Figure  # not pyplot: its global figure registry is not thread-safe
-
     use_cjk_in_matplotlib()  # Chinese samples
 
     fig = Figure(figsize=(10, 4.2), layout="constrained")
@@ -55,7 +55,6 @@ def _log(x):
 
 def draw_attention(att, tokens: list[str]) -> bytes:
     """att: (L, nh, T, T). One heatmap per layer (row) and head (column)."""
-    from matplotlib.figure import Figure
 
     use_cjk_in_matplotlib()  # tokens in Chinese
 

@@ -6,10 +6,8 @@ Shared by train_tiny_gpt (samples during training) and sample_text.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # torch loads on the first call, never at import (the server must start fast)
-    import torch
+import torch
 
 
 @dataclass
@@ -23,7 +21,6 @@ class Step:
 
 def sampling_distribution(logits: torch.Tensor, temperature: float, top_k: int | None, top_p: float | None):
     """(V,) logits -> (V,) probabilities. temperature 0 = greedy: all mass on the most likely token."""
-    import torch
 
     if temperature == 0:
         probs = torch.zeros_like(logits)
@@ -56,7 +53,6 @@ def generate(
     stop_id: int | None = None,
 ) -> list[Step]:
     """Continue `prompt_ids`. Uses the KV cache; when the context is full, restarts on the last block - 1 tokens."""
-    import torch
 
     with torch.no_grad():
         return _generate(
@@ -65,8 +61,6 @@ def generate(
 
 
 def _generate(model, prompt_ids, max_new_tokens, block_size, generator, temperature, top_k, top_p, stop_id):
-    import torch
-
     was_training = model.training
     model.eval()
     seq = list(prompt_ids[-block_size:]) or [0]

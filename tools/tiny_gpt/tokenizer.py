@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast
 
 EOT = "<|endoftext|>"  # GPT-2's separator; id 0 in our tokenizers
 UNK = "<|unk|>"  # char tokenizer only: a character the training text never had
@@ -54,7 +55,6 @@ def learnt_merges(tok: Tokenizer) -> list[tuple[str, str]]:
 
 def to_transformers(tok: Tokenizer, model_max_length: int):
     """Wrap as PreTrainedTokenizerFast, so save_pretrained writes a folder AutoTokenizer loads."""
-    from transformers import PreTrainedTokenizerFast
 
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,

@@ -11,10 +11,9 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # torch loads on the first call, never at import (the server must start fast)
-    import torch
+import torch
+import torch.nn.functional as F
 
 
 @dataclass
@@ -46,7 +45,6 @@ class Log:
 
 def get_batch(data: torch.Tensor, batch_size: int, block_size: int, gen: torch.Generator):
     """Random windows of the token stream: x = tokens [i, i + T), y = tokens [i + 1, i + T + 1)."""
-    import torch
 
     ix = torch.randint(len(data) - block_size, (batch_size,), generator=gen)
     x = torch.stack([data[i : i + block_size] for i in ix])  # (B, T)
@@ -65,7 +63,6 @@ def lr_at(step: int, c: TrainConfig) -> float:
 
 def make_optimizer(model, c: TrainConfig) -> torch.optim.AdamW:
     """AdamW with weight decay on matrices only (not biases, LayerNorms), as GPT-2 and nanoGPT do."""
-    import torch
 
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [
@@ -76,15 +73,11 @@ def make_optimizer(model, c: TrainConfig) -> torch.optim.AdamW:
 
 
 def loss_of(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    import torch.nn.functional as F
-
     logits = model(input_ids=x).logits  # (B, T, V)
     return F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
 
 
 def mean_loss(model, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
-    import torch
-
     was_training = model.training
     model.eval()
     with torch.no_grad():
@@ -96,7 +89,6 @@ def mean_loss(model, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
 @contextmanager
 def torch_threads(n: int):
     """Use n intra-op threads for the block (restored after). See `choose_threads`."""
-    import torch
 
     before = torch.get_num_threads()
     torch.set_num_threads(n)
@@ -110,7 +102,6 @@ def choose_threads(batch_size: int, block_size: int, n_embd: int) -> int:
     """One thread for tiny matrices: their products are too small to split, and on a busy CPU the threads spin
     waiting for each other (measured here, 2 busy cores: one forward of a 2 x 64 GPT took 8.5 ms on 1 thread,
     460 ms on 2). Bigger models get torch's default."""
-    import torch
 
     return 1 if batch_size * block_size * n_embd <= 16 * 64 * 128 * 2 else torch.get_num_threads()
 
@@ -125,7 +116,6 @@ def train(
     check_cancelled: Callable[[], None],
 ) -> Log:
     """Train in place. on_eval(step, log) runs after each evaluation (samples, progress, partial results)."""
-    import torch
 
     eval_gen = torch.Generator().manual_seed(int(torch.randint(2**31, (1,), generator=gen)))
     val_batches = [get_batch(val_data, c.batch_size, c.block_size, eval_gen) for _ in range(c.eval_iters)]

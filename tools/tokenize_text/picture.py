@@ -10,6 +10,9 @@ from __future__ import annotations
 import io
 from functools import lru_cache
 
+from matplotlib import font_manager
+from matplotlib.ft2font import FT2Font
+
 from tools.tokenize_text.schema import Tokenized
 
 WIDTH = 1000
@@ -20,8 +23,6 @@ MAX_TOKENS_DRAWN = 300
 
 @lru_cache(maxsize=1)
 def _fonts():
-    from matplotlib import font_manager
-    from matplotlib.ft2font import FT2Font
     from PIL import ImageFont
 
     from tools.fonts import cjk_codepoints, cjk_pil_font

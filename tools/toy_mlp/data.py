@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+
+import torch
 
 from tools.toy_mlp.schema import Task
 from tools.toy_mlp.train import Split, Stream, generator
-
-if TYPE_CHECKING:
-    import torch
 
 CLASSIFICATION = ("circle", "xor", "gauss", "spiral", "moons")
 REGRESSION = ("plane", "gauss_bump", "sine")
@@ -32,14 +30,10 @@ FEATURES = {
 
 
 def _uniform(n: int, a: float, b: float, g: torch.Generator) -> torch.Tensor:
-    import torch
-
     return torch.rand(n, generator=g, dtype=torch.float64) * (b - a) + a
 
 
 def _circle(n, noise, g):
-    import torch
-
     radius = 5.0
     halves = []
     for r_lo, r_hi in ((0.0, radius * 0.5), (radius * 0.7, radius)):
@@ -52,8 +46,6 @@ def _circle(n, noise, g):
 
 
 def _xor(n, noise, g):
-    import torch
-
     xy = _uniform(2 * n, -5, 5, g).view(n, 2)
     xy = xy + torch.where(xy > 0, 0.3, -0.3)  # padding keeps the quadrants apart
     shifted = xy + _uniform(2 * n, -5, 5, g).view(n, 2) * noise
@@ -61,8 +53,6 @@ def _xor(n, noise, g):
 
 
 def _gauss(n, noise, g):
-    import torch
-
     std = math.sqrt(0.5 + noise * 7.0)  # variance 0.5 .. 4 as noise goes 0 .. 0.5
     m = n // 2
     pos = torch.randn(m, 2, generator=g, dtype=torch.float64) * std + 2
@@ -71,8 +61,6 @@ def _gauss(n, noise, g):
 
 
 def _spiral(n, noise, g):
-    import torch
-
     parts = []
     for delta, m in ((0.0, n // 2), (math.pi, n - n // 2)):
         i = torch.arange(m, dtype=torch.float64)
@@ -87,8 +75,6 @@ def _spiral(n, noise, g):
 
 
 def _moons(n, noise, g):
-    import torch
-
     m = n // 2
     t_top, t_bottom = _uniform(m, 0, math.pi, g), _uniform(n - m, 0, math.pi, g)
     top = torch.stack([torch.cos(t_top), torch.sin(t_top)], 1)
@@ -114,7 +100,6 @@ _BUMPS = ((-4, 2.5, 1), (0, 2.5, -1), (4, 2.5, 1), (-4, -2.5, -1), (0, -2.5, 1),
 
 def _gauss_bump(n, noise, g):
     """The playground's multi-Gaussian: six bumps of alternating sign; the strongest one sets the target."""
-    import torch
 
     xy, s = _regression_inputs(n, noise, g)
     best = torch.zeros(n, dtype=torch.float64)
@@ -126,8 +111,6 @@ def _gauss_bump(n, noise, g):
 
 
 def _sine(n, noise, g):
-    import torch
-
     xy, s = _regression_inputs(n, noise, g)
     return xy, torch.sin(s[:, 0])
 
@@ -155,7 +138,6 @@ def make_points(dataset: str, n: int, noise: float, seed: int) -> tuple[torch.Te
 
 def featurize(xy: torch.Tensor, features: Sequence[str]) -> torch.Tensor:
     """(N, 2) coordinates -> (N, F) float32 network inputs."""
-    import torch
 
     x1, x2 = xy[:, 0], xy[:, 1]
     return torch.stack([FEATURES[f](x1, x2) for f in features], 1).float()
@@ -163,7 +145,6 @@ def featurize(xy: torch.Tensor, features: Sequence[str]) -> torch.Tensor:
 
 def split(xy: torch.Tensor, y: torch.Tensor, train_ratio: float, seed: int) -> tuple[torch.Tensor, ...]:
     """Shuffle with the seed and cut: (xy_train, y_train, xy_test, y_test)."""
-    import torch
 
     n = xy.shape[0]
     perm = torch.randperm(n, generator=generator(seed, Stream.SPLIT))

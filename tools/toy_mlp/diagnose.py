@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from tools.toy_mlp.model import MLP
 from tools.toy_mlp.schema import Diagnosis, TrainToyMlpInput
 from tools.toy_mlp.train import FitResult, Split
@@ -75,8 +77,6 @@ def _nice(x: float) -> float:
 
 
 def measure(args: TrainToyMlpInput, net: MLP, data: Split, fr: FitResult) -> Numbers:
-    import torch
-
     losses = [v for v in fr.train_loss if math.isfinite(v)]
     start = fr.train_loss[0]
     end = fr.train.loss if fr.train is not None else math.nan

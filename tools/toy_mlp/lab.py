@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from pydantic import ValidationError
 
 from tools.arguments import allowed_text, argument_path
@@ -291,8 +292,6 @@ def _summary(res: TrainToyMlpResult) -> str:
 
 
 def train_toy_mlp(args: TrainToyMlpInput, cfg: LabConfig, reporter: Reporter) -> ToolOutput:
-    import torch
-
     # 1. check every argument before any work
     plan = check_arguments(args, cfg)
     reporter.check_cancelled()

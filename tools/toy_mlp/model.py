@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # torch loads on the first call, never at import (the server must start fast)
-    import torch
+import torch
+import torch.nn.functional as F
 
 LEAKY_SLOPE = 0.01
 # predict() works in row blocks small enough that no op goes multi-threaded (see there)
@@ -46,7 +45,6 @@ def _act_forward(name: str, z: torch.Tensor) -> torch.Tensor:
         return z
     if name == "gelu":
         return z * _normal_cdf(z)
-    import torch.nn.functional as F
 
     if name == "silu":
         return F.silu(z)
@@ -90,8 +88,6 @@ class MLP:
     def __init__(
         self, n_in: int, hidden: list[int], activation: str, residual: bool = False, dropout: float = 0.0
     ):
-        import torch
-
         self.sizes = [n_in, *hidden, 1]
         self.activation = activation
         self.residual = residual
@@ -148,7 +144,6 @@ class MLP:
         self, x: torch.Tensor, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, Cache]:
         """Output (B,) and the cache. Dropout is applied only when a generator is given (training)."""
-        import torch
 
         cache = Cache()
         a = x
@@ -171,7 +166,6 @@ class MLP:
 
     def backward(self, cache: Cache, d_out: torch.Tensor) -> None:
         """Fill `self.grads` with d loss / d params, given d loss / d output (B,)."""
-        import torch
 
         dz = d_out.view(-1, 1)  # d loss / d z of layer k, (B, fan_out)
         g_out = dz  # d loss / d output of layer k
@@ -197,7 +191,6 @@ class MLP:
         tanh, erf and exp. On a busy machine the threads took milliseconds to gather for what one thread does
         in microseconds (measured on the shared 2-core box: tanh of 250 x 16 values, median 3 us, mean 0.5 ms).
         """
-        import torch
 
         macs = max(i * o for i, o in zip(self.sizes[:-1], self.sizes[1:], strict=True))
         rows = max(8, min(BLOCK_MACS // macs, BLOCK_ELEMENTS // max(self.sizes)))
@@ -218,7 +211,6 @@ def loss_value(out: torch.Tensor, y: torch.Tensor, task: str, loss: str) -> torc
     if loss == "bce":
         # softplus(z) - y z is BCE on the logit z, computed stably; F.binary_cross_entropy_with_logits gives
         # the same value but took milliseconds per call on a busy 2-core machine (its kernel uses threads)
-        import torch.nn.functional as F
 
         return (F.softplus(out) - out * y).mean()
     return ((prediction(out, task) - y) ** 2).mean()
@@ -230,8 +222,6 @@ def loss_grad(out: torch.Tensor, y: torch.Tensor, task: str, loss: str) -> torch
     if loss == "bce":
         return out.sigmoid().sub_(y).mul_(scale)
     if task == "classification":
-        import torch
-
         p = out.sigmoid()
         return torch.ops.aten.sigmoid_backward.default((p - y).mul_(2.0 * scale), p)
     return (out - y).mul_(2.0 * scale)

@@ -5,6 +5,12 @@ from __future__ import annotations
 import io
 import math
 
+import torch
+from matplotlib.colors import LinearSegmentedColormap
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+
 from tools.toy_mlp import data
 from tools.toy_mlp.model import prediction
 
@@ -14,8 +20,6 @@ ORANGE, BLUE = "#f59322", "#0877bd"
 
 
 def _colormap():
-    from matplotlib.colors import LinearSegmentedColormap
-
     return LinearSegmentedColormap.from_list("playground", [ORANGE, "#e8eaeb", BLUE])
 
 
@@ -29,9 +33,6 @@ def extent(xy, custom: bool) -> tuple[float, float, float, float]:
 
 def draw(runs: list, xy_tr, y_tr, xy_te, y_te, task: str, custom: bool = False) -> bytes:
     """runs: [(name, features, net, RunResult)]. Returns PNG bytes (about 340 x 500 px per run, 3 runs a row)."""
-    import torch
-    from matplotlib.figure import Figure  # not pyplot: its global figure registry is not thread-safe
-    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
     n = len(runs)
     ncols = min(n, 3)
@@ -181,8 +182,6 @@ def architecture(settings: dict) -> str:
 
 
 def _legend_handles(task: str) -> list:
-    from matplotlib.lines import Line2D
-
     def dot(face: str, edge: str, label: str) -> Line2D:
         return Line2D(
             [], [], ls="", marker="o", ms=5, markerfacecolor=face, markeredgecolor=edge, label=label

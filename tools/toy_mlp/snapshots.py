@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+
+import torch
 
 from tools.toy_mlp import data
 from tools.toy_mlp.model import MLP, prediction
 from tools.toy_mlp.schema import BoundarySnapshot, ViewGrid
-
-if TYPE_CHECKING:  # torch loads on the first call, never at import (as in model.py)
-    import torch
 
 GRID = 24  # grid points per side: 576 bytes a snapshot
 SNAPSHOTS = 5  # epoch 0, a quarter, half, three quarters, the end
@@ -61,8 +59,6 @@ class Recorder:
         v_range: tuple[float, float],
         epochs: int,
     ):
-        import torch
-
         x0, x1, y0, y1 = extent
         gx, gy = torch.meshgrid(
             torch.linspace(x0, x1, GRID, dtype=torch.float64),
@@ -84,8 +80,6 @@ class Recorder:
             self.take(epoch)
 
     def take(self, epoch: int) -> None:
-        import torch
-
         lo, hi = self.v_range
         out = prediction(self.net.predict(self.inputs), self.task)  # (GRID²,)
         out = torch.nan_to_num(out, nan=(lo + hi) / 2).clamp(lo, hi)

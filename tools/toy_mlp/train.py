@@ -7,14 +7,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import TYPE_CHECKING
+
+import torch
 
 from tools.common import Reporter, report_partial
 from tools.toy_mlp.model import MLP, loss_grad, loss_value
 from tools.toy_mlp.schema import StopReason
-
-if TYPE_CHECKING:
-    import torch
 
 MOMENTUM = 0.9
 ADAM_BETAS = (0.9, 0.999)
@@ -38,7 +36,6 @@ class Stream(IntEnum):
 
 def generator(seed: int, stream: Stream) -> torch.Generator:
     """The reproducible generator of one stream of a run with this seed."""
-    import torch
 
     return torch.Generator().manual_seed(seed * 1000 + stream)
 
@@ -61,8 +58,6 @@ class Optimizer:
         self.t = 0
 
     def step(self) -> None:
-        import torch
-
         p, g = self.p, self.g
         if self.regularization == "l2":
             g.addcmul_(p, self.mask, value=self.rate)
@@ -203,7 +198,6 @@ def _replay_epoch(
 ) -> tuple[list[float], list[float]]:
     """Redo one epoch (same order, same dropout) recording the training loss after every step, until it is
     not finite. Returns (fraction of the epoch done, loss) per step."""
-    import torch
 
     task, x, y = data.task, data.x_train, data.y_train
     n = x.shape[0]
@@ -240,7 +234,6 @@ def fit(
 
     `on_epoch(e)` is called before training (e = 0) and after each completed epoch with finite weights.
     """
-    import torch
 
     task, x, y = data.task, data.x_train, data.y_train
     shuffle_gen, dropout_gen = generator(seed, Stream.BATCHES), generator(seed, Stream.DROPOUT)
