@@ -10,12 +10,16 @@ import pytest
 from mcp import Client
 
 from mcp_server.server import build_server
-from tools.config import LabConfig
+from tools.config import JobSettings, LabConfig
+
+# These tests read the tool's own result: on a busy machine a call can outlast the default wait_s and return a
+# job handle instead (that path is tested in test_jobs_server.py and by the job test below).
+LONG_WAIT = JobSettings(default_wait_s=600, max_wait_s=600)
 
 
 @pytest.fixture
 def cfg(tmp_path):
-    return LabConfig.create(tmp_path / "out")
+    return LabConfig.create(tmp_path / "out", jobs=LONG_WAIT)
 
 
 @pytest.fixture(params=["legacy", "default"])

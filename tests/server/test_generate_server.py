@@ -11,12 +11,16 @@ from mcp import Client
 from PIL import Image
 
 from mcp_server.server import build_server
-from tools.config import LabConfig
+from tools.config import JobSettings, LabConfig
 
 
 @pytest.fixture
 def cfg(tmp_path):
-    return LabConfig.create(tmp_path / "out", [tmp_path])
+    # These tests read the tool's own result: on a busy machine the first call (loading diffusers and the
+    # model) can outlast the default wait_s and return a job handle instead (tested in test_jobs_server.py).
+    return LabConfig.create(
+        tmp_path / "out", [tmp_path], jobs=JobSettings(default_wait_s=600, max_wait_s=600)
+    )
 
 
 @pytest.fixture(params=["legacy", "default"])

@@ -9,14 +9,18 @@ import jsonschema
 from mcp import Client
 
 from mcp_server.server import build_server
-from tools.config import LabConfig
+from tools.config import JobSettings, LabConfig
 from tools.tiny_gpt.corpus import builtin_corpus
+
+# These tests read the tool's own result: on a busy machine a call can outlast the default wait_s and return a
+# job handle instead (that path is tested in test_jobs_server.py).
+LONG_WAIT = JobSettings(default_wait_s=600, max_wait_s=600)
 
 TOOLS = ("mcp_server.tool_tiny_gpt", "mcp_server.tool_sample_text")
 
 
 async def test_train_on_a_file_then_sample_cold_and_hot_through_the_client(tmp_path):
-    cfg = LabConfig.create(tmp_path / "out", [tmp_path])
+    cfg = LabConfig.create(tmp_path / "out", [tmp_path], jobs=LONG_WAIT)
     (tmp_path / "my_text.txt").write_text(builtin_corpus("names")[:5000], encoding="utf-8")
     progress: list[tuple[float, float | None, str | None]] = []
 
