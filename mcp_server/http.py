@@ -164,7 +164,10 @@ def run_http(mcp: MCPServer, args: argparse.Namespace) -> int:
         "stateless" if args.stateless else "sessions",
     )
     log.info(
-        "the lab's views in a browser: http://%s:%d/lab%s", url_host, args.port, "#token=..." if token else ""
+        "the lab's views in a browser: http://%s:%d/lab%s",
+        url_host,
+        args.port,
+        "#token=..." if tokens else "",
     )
     config = uvicorn.Config(
         app,
