@@ -57,7 +57,7 @@ def main(src: str) -> None:
         )  # fmt: skip
     finally:
         text_file.unlink()
-    print(f"{OUT.name}: {OUT.stat().st_size / 1e6:.2f} MB")
+    print(f"{OUT.name}: {OUT.stat().st_size / 1e6:.2f} MB", file=sys.stderr)
 
 
 if __name__ == "__main__":
