@@ -5,6 +5,8 @@ clear isError (never an internal error), and the server still answers tools/list
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from rel_harness import STATS, build, check_result, harness_registrars, make_cfg, profile, valid_overrides
@@ -52,7 +54,10 @@ def fuzz(client, cfg, tool: str, n_valid: int, n_invalid: int, derandomize: bool
         check_result(tool, result)
         if result.is_error and broken is not None:
             text = "\n".join(getattr(c, "text", "") for c in result.content)
-            named = broken in text or any(f"`{p}`" in text or f"\n{p}\n" in text for p in props)
+            # An argument is named as `x`, or as a part of it (`x[0]`, `x.kind`), or on its own line.
+            named = broken in text or any(
+                re.search(rf"`{re.escape(p)}[`\[.]|\n{re.escape(p)}\n", text) for p in props
+            )
             assert named, f"{tool}: error after breaking `{broken}` names no argument: {text[:500]}"
 
     if n_valid:

@@ -16,7 +16,7 @@ Corpus = Literal["concepts_en", "concepts_zh", "arithmetic", "names"]
 PRESETS: dict[str, dict[str, float | int]] = {
     "quick": dict(
         n_layer=2, n_head=4, n_embd=64, block_size=32, dropout=0.0, batch_size=32, max_steps=400,
-        learning_rate=6e-3, warmup_steps=30, eval_interval=100, eval_iters=8, time_budget_s=25.0,
+        learning_rate=3e-3, warmup_steps=30, eval_interval=100, eval_iters=8, time_budget_s=25.0,
     ),
     "nanogpt_cpu": dict(
         n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0, batch_size=12, max_steps=2000,
