@@ -24,9 +24,15 @@ def parse_limits(items: list[str]) -> Limits:
     return _parse_settings(items, Limits, "--limit")
 
 
-def parse_job_settings(items: list[str]) -> JobSettings:
-    """--jobs NAME=VALUE, validated by the JobSettings model."""
-    return _parse_settings(items, JobSettings, "--jobs")
+def parse_job_settings(items: list[str], ray_address: str | None = None) -> JobSettings:
+    """--jobs NAME=VALUE (and the bare backend names: --jobs local, --jobs ray), validated by JobSettings."""
+    items = [f"backend={item}" if item.strip() in ("local", "ray") else item for item in items]
+    if ray_address:
+        items.append(f"ray_address={ray_address}")
+    settings = _parse_settings(items, JobSettings, "--jobs")
+    if settings.ray_address and settings.backend != "ray":
+        raise SystemExit("ml-lab-mcp: --ray-address needs --jobs ray")
+    return settings
 
 
 def _parse_settings(items: list[str], model, flag: str):
@@ -96,8 +102,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="job runner settings, e.g. --jobs max_history=50 --jobs max_history_mb=100; repeatable. Names: "
-        + ", ".join(JobSettings.model_fields),
+        help="job runner: `local` (default: threads of this process) or `ray` (tasks on a Ray cluster, records "
+        "on a shared output folder; docs/scale-out.md), and settings, e.g. --jobs max_history=50; repeatable. "
+        "Names: " + ", ".join(JobSettings.model_fields),
+    )
+    p.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="HOST:PORT",
+        help="--jobs ray: the Ray head's address (env RAY_ADDRESS); none starts Ray on this machine",
     )
     p.add_argument("--log-level", default=os.environ.get("ML_LAB_LOG_LEVEL", "INFO"), help="stderr log level")
     return p
@@ -114,9 +127,10 @@ def config_from_args(args: argparse.Namespace) -> LabConfig:
         args.allow_dir if args.allow_dir is not None else (_env_paths("ML_LAB_ALLOWED_DIRS") or [os.getcwd()])
     )
     models = args.model_dir if args.model_dir is not None else _env_paths("ML_LAB_MODEL_DIRS")
-    return LabConfig.create(
-        output_dir, allowed, models, parse_limits(args.limit), parse_job_settings(args.jobs)
-    )
+    jobs = parse_job_settings(args.jobs, args.ray_address)
+    if jobs.backend == "ray" and not jobs.ray_address and os.environ.get("RAY_ADDRESS"):
+        jobs.ray_address = os.environ["RAY_ADDRESS"]
+    return LabConfig.create(output_dir, allowed, models, parse_limits(args.limit), jobs)
 
 
 def _exit_now(code: int) -> None:
@@ -150,9 +164,16 @@ def main(argv: list[str] | None = None) -> int:
             print(problem, file=sys.stderr)
             return 2
     cfg = config_from_args(args)
+    from mcp_server.jobs import runner_of
     from mcp_server.server import build_server
+    from tools.jobs import BackendUnavailable
 
     mcp = build_server(cfg)
+    try:  # now, not at the first long call: a Ray cluster that cannot run jobs stops the server here
+        runner_of(mcp, cfg)
+    except BackendUnavailable as exc:
+        print(f"ml-lab-mcp: {exc}", file=sys.stderr)
+        return 2
     logging.getLogger("ml_lab_mcp").info(
         "ml-lab-mcp %s: transport=%s output=%s allowed=%s",
         __version__,

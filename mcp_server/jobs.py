@@ -26,16 +26,17 @@ from pydantic import BaseModel, Field, RootModel
 
 from tools.common import Cancelled, InvalidArgument, Reporter, ToolInput, ToolOutput
 from tools.config import LabConfig
-from tools.jobs import JOB_STATUSES, Job, JobRecord, JobRunner, JobStatus, Progress
+from tools.jobs import JOB_STATUSES, Job, JobRecord, JobRunner, JobStatus, Progress, make_runner
 
 WAIT_POLL_S = 0.25  # a waiting call checks for the client's cancel at least this often
 
 
 def runner_of(mcp: MCPServer, cfg: LabConfig) -> JobRunner:
-    """The server's job runner (one per server), created on first use under `<output>/jobs`."""
+    """The server's job runner (one per server), created on first use under `<output>/jobs` (the CLI creates it
+    at start-up, so that a Ray backend that cannot run stops the server before it serves)."""
     runner = getattr(mcp, "_ml_lab_jobs", None)
     if runner is None:
-        runner = JobRunner(cfg.output_dir / "jobs", cfg.jobs)
+        runner = make_runner(cfg.output_dir / "jobs", cfg.jobs)
         mcp._ml_lab_jobs = runner  # type: ignore[attr-defined]
     return runner
 
@@ -273,9 +274,16 @@ def run_long(
     rec = job.snapshot()
     if rec.status == "completed" and job.output is not None:
         return to_call_result(job.output)
+    stored = runner.result(job) if rec.status == "completed" else None
+    if stored is not None:  # it ran elsewhere (a Ray task): the result as stored, read back
+        return to_call_result(ToolOutput(StoredResult(stored.data), stored.images, summary=stored.summary))
     if rec.status == "cancelled":
         raise ToolError(f"{name} was cancelled")
     raise ToolError(rec.error or f"{name} failed")
+
+
+class StoredResult(RootModel[dict[str, Any]]):
+    """A tool's result as stored (its JSON), standing in for the result model it was dumped from."""
 
 
 # ---- the job tools and resources

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -62,6 +63,17 @@ class JobSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
+    backend: Literal["local", "ray"] = Field(
+        "local",
+        description="Where jobs run: 'local' (threads of this process) or 'ray' (tasks on a Ray cluster, "
+        "records on the shared output folder; see docs/scale-out.md). CLI: --jobs local | --jobs ray.",
+    )
+    ray_address: str | None = Field(
+        None,
+        max_length=500,
+        description="--jobs ray: the cluster's address (host:port of the head, or 'auto'); none starts a Ray "
+        "instance on this machine. CLI: --ray-address (env RAY_ADDRESS).",
+    )
     max_heavy: int = Field(
         1,
         ge=1,

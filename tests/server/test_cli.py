@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from mcp_server.cli import build_parser, config_from_args, parse_limits
 from tools import __version__
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_version_flag_prints_the_package_version():
@@ -64,3 +68,39 @@ def test_bad_limit_override_exits_with_a_message(item):
     with pytest.raises(SystemExit) as err:
         parse_limits([item])
     assert "limit" in str(err.value)
+
+
+def test_jobs_backend_is_chosen_by_a_bare_name_and_the_ray_address_by_its_flag(tmp_path, monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    base = ["--output-dir", str(tmp_path)]
+    assert config_from_args(build_parser().parse_args(base)).jobs.backend == "local"
+    cfg = config_from_args(build_parser().parse_args([*base, "--jobs", "ray", "--ray-address", "head:6379"]))
+    assert (cfg.jobs.backend, cfg.jobs.ray_address) == ("ray", "head:6379")
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.5:6379")
+    assert (
+        config_from_args(build_parser().parse_args([*base, "--jobs", "ray"])).jobs.ray_address
+        == "10.0.0.5:6379"
+    )
+    with pytest.raises(SystemExit, match="--ray-address needs --jobs ray"):
+        config_from_args(build_parser().parse_args([*base, "--ray-address", "head:6379"]))
+    with pytest.raises(SystemExit, match="backend"):
+        config_from_args(build_parser().parse_args([*base, "--jobs", "backend=dask"]))
+
+
+def test_without_ray_installed_jobs_ray_says_what_to_install(tmp_path):
+    # A `ray` module that fails to import, first on the path, stands in for an environment without Ray.
+    fake = tmp_path / "noray"
+    (fake / "ray").mkdir(parents=True)
+    (fake / "ray" / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'ray'\", name='ray')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "mcp_server", "--output-dir", str(tmp_path / "o"), "--jobs", "ray"],
+        env={**os.environ, "PYTHONPATH": f"{fake}{os.pathsep}{ROOT}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert 'pip install "ml-lab-mcp[ray]"' in proc.stderr

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from tools.jobs.records import ACTIVE, FINISHED, JOB_STATUSES, JobRecord, JobResult, JobStatus, Progress
-from tools.jobs.runner import Job, JobReporter, JobRunner
+from tools.jobs.runner import BackendUnavailable, Job, JobReporter, JobRunner, make_runner
 
 __all__ = [
     "ACTIVE",
+    "BackendUnavailable",
     "FINISHED",
     "JOB_STATUSES",
     "Job",
@@ -16,4 +17,5 @@ __all__ = [
     "JobRunner",
     "JobStatus",
     "Progress",
+    "make_runner",
 ]

@@ -137,8 +137,19 @@ class JobStore:
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
-    def load_all(self) -> list[JobRecord]:
-        """Every readable record, oldest first. A folder without a valid record is skipped (and logged)."""
+    def load_record(self, job_id: str) -> JobRecord | None:
+        """The job's record as last saved, or None (no such job, pruned, or unreadable)."""
+        try:
+            return JobRecord.model_validate_json((self._dir(job_id) / "record.json").read_bytes())
+        except (OSError, ValidationError):
+            return None
+
+    def load_all(self, *, clean_tmp: bool = True) -> list[JobRecord]:
+        """Every readable record, oldest first. A folder without a valid record is skipped (and logged).
+
+        `clean_tmp` deletes temporary files left by a kill mid-write: only for the folder's one writer (the local
+        backend at start-up); with Ray, another process may be writing one right now.
+        """
         records = []
         for d in self.folder.iterdir():
             if not d.is_dir() or not JOB_ID_RE.match(d.name):
@@ -147,7 +158,7 @@ class JobStore:
                 records.append(JobRecord.model_validate_json((d / "record.json").read_bytes()))
             except (OSError, ValidationError) as exc:
                 log.warning("skipping job folder %s: no valid record (%s)", d, type(exc).__name__)
-        for tmp in self.folder.glob("*/.*.tmp"):  # left by a kill mid-write; the real file is intact
+        for tmp in self.folder.glob("*/.*.tmp") if clean_tmp else ():  # left by a kill mid-write
             tmp.unlink(missing_ok=True)
         return sorted(records, key=lambda r: r.created_at)
 

@@ -43,6 +43,26 @@ log = logging.getLogger("ml_lab_mcp.jobs")
 JobFn = Callable[[Reporter], ToolOutput]
 
 
+class BackendUnavailable(RuntimeError):
+    """The chosen job backend cannot run here (Ray missing, unreachable, or no shared storage); says why."""
+
+
+CANCELLED_RUNNING = "cancelled while running; the last partial result is kept"
+
+
+def ended_by(exc: BaseException, job_id: str, tool: str) -> tuple[JobStatus, str]:
+    """How a job that raised `exc` ends, and why in words (the same text as a direct call's error)."""
+    if isinstance(exc, Cancelled | KeyboardInterrupt):  # KeyboardInterrupt: how ray.cancel stops a task
+        return "cancelled", CANCELLED_RUNNING
+    if isinstance(exc, InvalidArgument | ToolFailure):
+        return "failed", str(exc)
+    if isinstance(exc, MemoryError):
+        log.exception("job %s (%s) ran out of memory", job_id, tool)
+        return "failed", f"{tool} ran out of memory; try smaller inputs"
+    log.exception("job %s (%s) failed", job_id, tool)
+    return "failed", f"Internal error in {tool}: {type(exc).__name__}: {exc}"
+
+
 class Job:
     """One job: its record (guarded by a condition variable), its final output, and its cancel flag."""
 
@@ -209,9 +229,7 @@ class JobRunner:
         elif job.record.status == "running":
             job.ended.wait(wait_s)
             if not job.finished:
-                self._finish(
-                    job, "cancelled", error="cancelled while running; the last partial result is kept"
-                )
+                self._finish(job, "cancelled", error=CANCELLED_RUNNING)
         return job.snapshot()
 
     def result(self, job: Job) -> JobResult | None:
@@ -256,21 +274,11 @@ class JobRunner:
         tool = job.record.tool
         try:
             output = job.fn(JobReporter(self, job))
-        except Cancelled:
-            self._finish(job, "cancelled", error="cancelled while running; the last partial result is kept")
-        except (InvalidArgument, ToolFailure) as exc:
-            self._finish(job, "failed", error=str(exc))
-        except MemoryError:
-            log.exception("job %s (%s) ran out of memory", job.job_id, tool)
-            self._finish(job, "failed", error=f"{tool} ran out of memory; try smaller inputs")
         except Exception as exc:  # a job's thread is a boundary too: record the failure, keep serving
-            log.exception("job %s (%s) failed", job.job_id, tool)
-            self._finish(job, "failed", error=f"Internal error in {tool}: {type(exc).__name__}: {exc}")
+            self._finish(job, *ended_by(exc, job.job_id, tool))
         else:
             if job.cancel_requested.is_set():  # it finished, but the caller had already been told `cancelled`
-                self._finish(
-                    job, "cancelled", error="cancelled while running; the last partial result is kept"
-                )
+                self._finish(job, "cancelled", error=CANCELLED_RUNNING)
                 return
             result = JobResult.from_output(output)
             self.store.save_result(job.job_id, result)  # before the record says completed
@@ -353,3 +361,19 @@ class JobRunner:
                 del self._jobs[job.job_id]
         for job in doomed:
             self.store.delete(job.job_id)
+
+
+def make_runner(folder: Path, settings: JobSettings | None = None) -> JobRunner:
+    """The runner for `settings.backend`: this process's threads (local) or a Ray cluster (ray_backend.py)."""
+    settings = settings or JobSettings()
+    if settings.backend == "local":
+        return JobRunner(folder, settings)
+    try:
+        from tools.jobs.ray_backend import RayJobRunner
+    except ImportError as exc:
+        if exc.name != "ray" and not str(exc.name or "").startswith("ray."):
+            raise
+        raise BackendUnavailable(
+            '--jobs ray needs Ray, which is not installed: pip install "ml-lab-mcp[ray]"'
+        ) from None
+    return RayJobRunner(folder, settings)
