@@ -6,6 +6,7 @@
 #   BASE_IMAGE        a Debian-based image with python3 and python3-venv (default: python:3.11-slim-bookworm)
 #   TORCH_VERSION     torch release to install (default 2.13.0+cpu)
 #   TORCH_INDEX_URL   where torch comes from (default: PyTorch's CPU index; e.g. .../whl/cu128 with 2.13.0+cu128)
+#   EXTRAS            optional extras of the project, e.g. "[ray]" for --jobs ray (deploy/compose.yaml)
 # Wheels placed in ./wheels/ are preferred (e.g. a torch wheel already on disk). A CA bundle for a
 # TLS-intercepting proxy can be passed as a build secret: --secret id=cacert,src=/path/to/ca-bundle.crt
 
@@ -14,6 +15,7 @@ ARG BASE_IMAGE=python:3.11-slim-bookworm
 FROM ${BASE_IMAGE} AS build
 ARG TORCH_VERSION=2.13.0+cpu
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ARG EXTRAS=""
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore \
@@ -36,7 +38,7 @@ COPY mcp_server ./mcp_server
 RUN --mount=type=secret,id=cacert \
     if [ -s /run/secrets/cacert ]; then export PIP_CERT=/run/secrets/cacert; fi; \
     if [ ! -f README.md ]; then echo "# ml-lab-mcp" > README.md; fi; \
-    pip install --find-links /tmp/wheels . \
+    pip install --find-links /tmp/wheels ".${EXTRAS}" \
     && python -c "import torch, mcp_server.server; print('torch', torch.__version__)"
 
 FROM ${BASE_IMAGE} AS runtime

@@ -325,10 +325,15 @@ class JobBoard:
 
 
 def _board() -> Any:
-    """The cluster's JobBoard, created by the first replica that asks; detached, so no replica owns it."""
+    """The cluster's JobBoard, created by the first replica that asks; detached, so no replica owns it, and
+    placed on the head node, which lives as long as the cluster (a replica may be a zero-CPU node that dies)."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    head = [n["NodeID"] for n in ray.nodes() if n.get("Alive") and "node:__internal_head__" in n["Resources"]]
     return (
         ray.remote(JobBoard)
         .options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(head[0], soft=True) if head else "DEFAULT",
             name=BOARD_NAME,
             namespace=NAMESPACE,
             lifetime="detached",
