@@ -169,8 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     from tools.jobs import BackendUnavailable
 
     mcp = build_server(cfg)
-    try:  # now, not at the first long call: a Ray cluster that cannot run jobs stops the server here
-        runner_of(mcp, cfg)
+    try:  # Ray now, not at the first long call: a cluster that cannot run jobs stops the server here
+        if cfg.jobs.backend == "ray":
+            runner_of(mcp, cfg)
     except BackendUnavailable as exc:
         print(f"ml-lab-mcp: {exc}", file=sys.stderr)
         return 2
