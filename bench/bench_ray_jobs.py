@@ -8,7 +8,10 @@
    and with 2 worker CPUs (the Ray instance restarted with num_cpus=1, then 2), against the local backend with one
    heavy slot (today's default: one after another) measured in the same run.
 
-    python bench/bench_ray_jobs.py [--repeats 7] [--jobs 8]
+Ray runs torch with one thread per task (OMP_NUM_THREADS = the task's CPUs); `--threads 1` gives the local backend
+the same, so that the comparison is of the backends, not of thread counts.
+
+    python bench/bench_ray_jobs.py [--repeats 7] [--jobs 8] [--threads 1]
 """
 
 from __future__ import annotations
@@ -76,7 +79,14 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--jobs", type=int, default=8)
+    p.add_argument(
+        "--threads", type=int, default=0, help="torch threads of the local backend (0: torch's default)"
+    )
     args = p.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         start_ray(2)
@@ -90,7 +100,7 @@ def main() -> None:
             rates[cpus] = throughput(tmp / f"t-ray{cpus}", JobSettings(backend="ray"), args.jobs)
         ray.shutdown()
     print(f"{args.jobs} trainings at once (300 epochs each), jobs/s:")
-    print(f"  local, one heavy slot (reference): {ref:.3f}")
+    print(f"  local, one heavy slot (reference, {args.threads or 'default'} torch threads): {ref:.3f}")
     for cpus, rate in rates.items():
         print(f"  ray, {cpus} worker CPU(s):          {rate:.3f} ({rate / ref:.2f}x local)")
     print(f"  ray 2 workers / 1 worker: {rates[2] / rates[1]:.2f}x")
