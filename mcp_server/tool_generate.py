@@ -22,7 +22,9 @@ Options: negative_prompt, steps, guidance_scale, seed (same seed, same picture),
 scheduler (default, ddim, euler, euler_a, dpm++, pndm), num_images. Image-to-image: init_image (path
 under an allowed folder, data: URI, base64 or an mllab://outputs/... URI from an earlier call) with
 strength (near 0 keeps the input, 1 ignores it). show_steps=true adds a strip of the model's
-prediction of the final image at several denoising steps.
+prediction of the final image at several denoising steps. show_latents=true adds the final latent's
+channels as heatmaps next to the image. Hires fix: hires_scale (e.g. 2) upscales the final latent and
+re-samples it at hires_strength, with a strip of plain latent upscaling (blurry) vs re-sampled.
 
 Returns the image(s) inline and saved full size (path + mllab:// URI), the token ids and whether the
 prompt was truncated, the tensor shapes at each stage, and timings (encode, denoise, decode).

@@ -192,6 +192,13 @@ def unknown_words(prompt: str, vocabulary: list[str]) -> list[str]:
     return list(dict.fromkeys(w for w in re.findall(r"[^\W\d_]+", prompt.lower()) if w not in known))
 
 
+def close_words(word: str, vocabulary: list[str]) -> list[str]:
+    """Up to two trained words spelt like `word` (a typo or a plural: 'trangle' -> 'triangle'), best first."""
+    import difflib
+
+    return difflib.get_close_matches(word, vocabulary, n=2, cutoff=0.75)
+
+
 def list_models(cfg: LabConfig) -> ListModelsResult:
     models, problems = [], []
     for entry in model_entries(cfg):

@@ -34,3 +34,24 @@ def strip(images, labels: list[str] | None = None):
         if labels is not None:
             draw.multiline_text((k * (w + 2) + 2, h + 2), labels[k], fill=(0, 0, 0), font=font, spacing=3)
     return out
+
+
+HEATMAP_COLOURS = "RdBu_r"  # blue below 0, white at 0, red above: a latent channel is signed
+
+
+def heatmap(channel, limit: float, size: tuple[int, int]):
+    """One latent channel (h, w) as an RGB picture of `size` (width, height): colours from matplotlib's
+    HEATMAP_COLOURS on the shared scale [-limit, limit], each latent pixel a block (nearest neighbour)."""
+    import matplotlib
+    import numpy as np
+    from PIL import Image
+
+    x = np.clip((np.asarray(channel, dtype=np.float64) / limit + 1) / 2, 0, 1)  # (h, w) in [0, 1]
+    rgb = matplotlib.colormaps[HEATMAP_COLOURS](x)[..., :3]  # (h, w, 3) in [0, 1]
+    return Image.fromarray((rgb * 255).round().astype(np.uint8)).resize(size, Image.Resampling.NEAREST)
+
+
+def latent_channels(image, latent, limit: float, labels: list[str]):
+    """The decoded image, then one heatmap per channel of its latent (C, h, w), labelled, in one strip."""
+    panels = [heatmap(latent[c], limit, image.size) for c in range(len(latent))]
+    return strip([image, *panels], labels)

@@ -21,15 +21,18 @@ from diffusers import StableDiffusionImg2ImgPipeline
 from tools import diffusion_models as dm
 from tools.common import InlineImage, InvalidArgument, NullReporter, Reporter, ToolOutput
 from tools.config import LabConfig
-from tools.generate import picture
+from tools.generate import latent_lessons, picture
 from tools.generate.schema import (
     BUILTIN_GUIDANCE,
     SD_GUIDANCE,
     SHOW_FRAMES,
     GenerateInput,
     GenerateResult,
+    HiresInfo,
+    LatentView,
     SavedImage,
     Shapes,
+    Sharpness,
     StrengthPoint,
     Timings,
     TokenInfo,
@@ -86,6 +89,30 @@ def check_arguments(args: GenerateInput, cfg: LabConfig) -> tuple[dm.ModelInfo, 
             f"with steps={args.steps}, strength must be at least {1 / args.steps:.3g} so one step is denoised",
         )
     return info, width, height
+
+
+def check_hires(args: GenerateInput, info: dm.ModelInfo, width: int, height: int, cfg: LabConfig):
+    """hires_scale: the upscaled (width, height), checked against the model's grid and the size limits."""
+    if args.hires_scale is None:
+        return None
+    m, top, cap = info.size_multiple, info.max_side, cfg.limits.max_generate_pixels
+    size = (round(width * args.hires_scale), round(height * args.hires_scale))
+    fits = [
+        k / 4
+        for k in range(5, 17)
+        if all(round(v * k / 4) % m == 0 and round(v * k / 4) <= top for v in (width, height))
+        and round(width * k / 4) * round(height * k / 4) <= cap
+    ]
+    if any(v % m or v > top for v in size) or size[0] * size[1] > cap or info.latent_channels != 4:
+        raise InvalidArgument(
+            "hires_scale",
+            args.hires_scale,
+            f"{width}x{height} upscaled to {size[0]}x{size[1]}, but model {info.name!r} needs multiples of {m} "
+            f"up to {top} a side and at most {cap} pixels (max_generate_pixels)"
+            + (f"; scales that fit: {', '.join(f'{k:g}' for k in fits)}" if fits else "; no scale fits")
+            + ("" if info.latent_channels == 4 else "; and a 4-channel latent"),
+        )
+    return size
 
 
 # ------------------------------------------------------------------ helpers
@@ -249,6 +276,7 @@ def generate(args: GenerateInput, cfg: LabConfig, reporter: Reporter | None = No
     t_start = time.perf_counter()
     # 1. checks (no torch yet); the init image is opened (header only) and refused early if unusable
     info, width, height = check_arguments(args, cfg)
+    hires_size = check_hires(args, info, width, height, cfg)
     init = None
     if args.init_image is not None:
         src = open_image_input(args.init_image, cfg, "init_image")
@@ -268,7 +296,11 @@ def generate(args: GenerateInput, cfg: LabConfig, reporter: Reporter | None = No
         tokens = token_info(pipe.tokenizer, args.prompt)
         negative = token_info(pipe.tokenizer, args.negative_prompt) if args.negative_prompt else None
         unknown = [
-            UnknownWord(word=w, tokens=pipe.tokenizer.tokenize(w))
+            UnknownWord(
+                word=w,
+                tokens=pipe.tokenizer.tokenize(w),
+                close_words=dm.close_words(w, info.vocabulary or []),
+            )
             for w in dm.unknown_words(args.prompt, info.vocabulary or [])
             if info.kind == "builtin"
         ]
@@ -331,6 +363,26 @@ def generate(args: GenerateInput, cfg: LabConfig, reporter: Reporter | None = No
                 recorder.close()
         denoise_s = time.perf_counter() - t0
 
+        # 4b. hires fix: upscale the final latent, then re-sample it (img2img from the latent) at hires_strength
+        hires_pass, first_latents = None, latents
+        if hires_size is not None:
+            f = info.latent_downscale
+            with _cancellable(pipe.unet, reporter):
+                hires_pass = latent_lessons.hires_fix(
+                    pipe,
+                    latents,
+                    (hires_size[1] // f, hires_size[0] // f),
+                    args.hires_strength,
+                    prompt_embeds=prompt_embeds,
+                    negative_embeds=negative_embeds,
+                    steps=args.steps,
+                    guidance=guidance,
+                    seed=args.seed,
+                    reporter=reporter,
+                )
+            latents = hires_pass.latents
+            width, height = hires_size
+
         # 5. decode, save, inline
         t0 = time.perf_counter()
         if args.strengths is None:
@@ -362,6 +414,8 @@ def generate(args: GenerateInput, cfg: LabConfig, reporter: Reporter | None = No
                     + ", ".join(str(s) for s, _, _ in frames),
                 )
             )
+        hires = _hires_info(args, pipe, cfg, hires_pass, first_latents, pictures, inline)
+        latent_view = _latent_view(args, pipe, cfg, info, latents, pictures, inline)
         sweep, sweep_strip = [], None
         if args.strengths is not None and init is not None:
             ref = np.asarray(init, dtype=np.float32)
@@ -417,6 +471,8 @@ def generate(args: GenerateInput, cfg: LabConfig, reporter: Reporter | None = No
             sweep=sweep,
             sweep_strip=sweep_strip,
             unknown_words=unknown,
+            latent=latent_view,
+            hires=hires,
         )
         summary = (
             f"{result.mode} with {info.name!r}: {len(saved)} image(s) {width}x{height}, {steps_run} {result.scheduler} "
@@ -426,9 +482,95 @@ def generate(args: GenerateInput, cfg: LabConfig, reporter: Reporter | None = No
             + (" (prompt truncated to the tokenizer limit)" if tokens.truncated else "")
         )
         if unknown:
-            said = ", ".join(f"'{u.word}' (tokens {' '.join(u.tokens)})" for u in unknown)
+            said = ", ".join(
+                f"'{u.word}' (tokens {' '.join(u.tokens)}"
+                + ("; close to " + " or ".join(f"'{c}'" for c in u.close_words) if u.close_words else "")
+                + ")"
+                for u in unknown
+            )
             summary += (
                 f"\nThe built-in model never saw these prompt words in training, so the picture likely ignores them: "
                 f"{said}. Rephrase with its vocabulary (list_models)."
             )
+        if hires is not None:
+            sh = hires.sharpness
+            summary += (
+                f"\nHires fix: latent {hires.first_pass_latent[2:]} -> {hires.upscaled_latent[2:]} (x{hires.scale:g}), "
+                f"re-sampled {hires.steps_run} steps at strength {hires.strength:g}; sharpness (Laplacian variance) "
+                f"plain latent upscale {sh.plain_upscale:.0f}, re-sampled "
+                f"{sh.resampled:.0f}. Strip: {hires.strip.uri}"
+            )
+        if latent_view is not None:
+            summary += (
+                f"\nLatent of image #0: {'x'.join(map(str, latent_view.shape))} (image / {latent_view.downscale} a "
+                f"side); channel means "
+                + ", ".join(f"{c.mean:+.2f}" for c in latent_view.channels)
+                + f"; heatmaps: {latent_view.picture.uri}"
+            )
         return ToolOutput(result=result, images=inline, summary=summary)
+
+
+def _hires_info(args, pipe, cfg, hires_pass, first_latents, pictures, inline) -> HiresInfo | None:
+    """hires_scale: decode the first pass and the plain upscale, save them and the side-by-side strip."""
+    if hires_pass is None:
+        return None
+    first = decode_latents(pipe, first_latents[:1])[0]
+    plain = pictures[0] if hires_pass.steps_run == 0 else decode_latents(pipe, hires_pass.upscaled[:1])[0]
+    from PIL import Image
+
+    enlarged = first.resize(pictures[0].size, Image.Resampling.NEAREST)
+    sharp = Sharpness(
+        plain_upscale=round(latent_lessons.laplacian_variance(plain), 2),
+        resampled=round(latent_lessons.laplacian_variance(pictures[0]), 2),
+    )
+    labels = [
+        f"first pass {first.width}x{first.height}\n(pixels enlarged)",
+        f"latent upscale x{args.hires_scale:g}\nsharpness {sharp.plain_upscale:.0f}",
+        f"re-sampled, strength {args.hires_strength:g}\nsharpness {sharp.resampled:.0f}",
+    ]
+    strip_im = picture.strip([enlarged, plain, pictures[0]], labels)
+    inline.append(
+        InlineImage(
+            png=picture.inline(strip_im),
+            caption="hires fix: first pass, plain latent upscale, re-sampled",
+        )
+    )
+    return HiresInfo(
+        scale=args.hires_scale,
+        strength=args.hires_strength,
+        steps_run=hires_pass.steps_run,
+        first_pass_latent=list(first_latents.shape),
+        upscaled_latent=list(hires_pass.upscaled.shape),
+        first_pass=_save(first, cfg),
+        plain_upscale=_save(plain, cfg),
+        strip=_save(strip_im, cfg),
+        sharpness=sharp,
+        seconds=round(hires_pass.seconds, 4),
+    )
+
+
+def _latent_view(args, pipe, cfg, info, latents, pictures, inline) -> LatentView | None:
+    """show_latents: the first image's final latent (C, h, w) as heatmaps on one shared scale, with stats."""
+    if not args.show_latents:
+        return None
+    lat = latents[0].detach().float().cpu()  # (C, h, w)
+    limit = max(float(lat.abs().max()), 1e-6)
+    stats = latent_lessons.channel_stats(lat)
+    shape = list(lat.shape)
+    labels = [f"image {pictures[0].width}x{pictures[0].height}\nlatent {'x'.join(map(str, shape))}"] + [
+        f"channel {c.channel}\nmean {c.mean:+.2f} std {c.std:.2f}" for c in stats
+    ]
+    im = picture.latent_channels(pictures[0], lat.numpy(), limit, labels)
+    inline.append(
+        InlineImage(
+            png=picture.inline(im),
+            caption=f"latent {'x'.join(map(str, shape))} by channel (blue -{limit:.2f}, white 0, red +{limit:.2f})",
+        )
+    )
+    return LatentView(
+        shape=shape,
+        downscale=info.latent_downscale,
+        channels=stats,
+        colour_limit=round(limit, 4),
+        picture=_save(im, cfg),
+    )

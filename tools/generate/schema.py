@@ -83,6 +83,54 @@ class GenerateInput(ToolInput):
         "noised start.",
     )
 
+    # latents and hires fix (issue 13): nothing extra runs unless these are given
+    show_latents: bool = Field(
+        False,
+        description="Also return the final latent (what the VAE decodes) as one heatmap per channel next to the "
+        "decoded image, with its shape (4x16x16 for a 64 px built-in image) and per-channel statistics.",
+    )
+    hires_scale: float | None = Field(
+        None,
+        gt=1.0,
+        le=4.0,
+        allow_inf_nan=False,
+        description="Hires fix: upscale the final latent by this factor (e.g. 1.5 or 2; the new width and "
+        "height must be multiples of the model's size_multiple and within max_side and max_generate_pixels), "
+        "then re-sample it at `hires_strength` before decoding. Returns a side-by-side strip: first pass, "
+        "plain latent upscale (blurry), re-sampled.",
+    )
+    hires_strength: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        allow_inf_nan=False,
+        description="With hires_scale: how much of the upscaled latent is re-drawn (img2img from the latent, "
+        "steps x hires_strength steps). 0 decodes the plain upscaled latent.",
+    )
+
+    @model_validator(mode="after")
+    def _check_hires(self) -> GenerateInput:
+        if self.hires_scale is None:
+            if "hires_strength" in self.model_fields_set:
+                raise InvalidArgument(
+                    "hires_strength",
+                    self.hires_strength,
+                    "only used with hires_scale; leave it out otherwise",
+                )
+            return self
+        if self.strengths is not None:
+            raise InvalidArgument(
+                "hires_scale", self.hires_scale, "not with `strengths` (use one `strength`)"
+            )
+        if self.hires_strength > 0 and int(self.steps * self.hires_strength) < 1:
+            raise InvalidArgument(
+                "hires_strength",
+                self.hires_strength,
+                f"0 (plain upscale) or at least {1 / self.steps:.3g} so that with steps={self.steps} one step "
+                "is re-sampled",
+            )
+        return self
+
     @model_validator(mode="after")
     def _check_strengths(self) -> GenerateInput:
         if self.strengths is None:
@@ -154,6 +202,53 @@ class UnknownWord(BaseModel):
     tokens: list[str] = Field(
         description="The tokens the tokenizer made of it (pieces with no learnt meaning)."
     )
+    close_words: list[str] = Field(
+        default_factory=list,
+        description="Trained words spelt like it (a typo or plural?), best first; empty when none is close.",
+    )
+
+
+class ChannelStats(BaseModel):
+    channel: int = Field(description="Channel index.")
+    mean: float = Field(description="Mean of the channel.")
+    std: float = Field(description="Standard deviation of the channel.")
+    min: float = Field(description="Smallest value.")
+    max: float = Field(description="Largest value.")
+
+
+class LatentView(BaseModel):
+    shape: list[int] = Field(description="[channels, h, w] of the latent decoded into the first image.")
+    downscale: int = Field(description="Image pixels per latent pixel along a side (the VAE's factor).")
+    channels: list[ChannelStats] = Field(description="Per-channel statistics, one entry per channel.")
+    colour_limit: float = Field(
+        description="The heatmaps share one colour scale from -colour_limit (blue) to +colour_limit (red)."
+    )
+    picture: SavedImage = Field(description="The decoded image, then one heatmap per channel.")
+
+
+class Sharpness(BaseModel):
+    """Variance of the Laplacian of the grey image (0-255) at the hires size: higher means more and stronger
+    edges. Only pictures of the same size compare."""
+
+    plain_upscale: float = Field(description="The upscaled latent decoded as is.")
+    resampled: float = Field(description="The upscaled latent after re-sampling (the returned image).")
+
+
+class HiresInfo(BaseModel):
+    scale: float = Field(description="The latent upscale factor.")
+    strength: float = Field(
+        description="hires_strength: share of the denoising re-run on the upscaled latent."
+    )
+    steps_run: int = Field(description="Re-sampling steps run (steps x hires_strength; 0 = plain upscale).")
+    first_pass_latent: list[int] = Field(description="[images, channels, h, w] before upscaling.")
+    upscaled_latent: list[int] = Field(description="[images, channels, h, w] after upscaling (bilinear).")
+    first_pass: SavedImage = Field(description="The first pass's image at the native size.")
+    plain_upscale: SavedImage = Field(description="The upscaled latent decoded without re-sampling.")
+    strip: SavedImage = Field(
+        description="First pass (enlarged), plain latent upscale, re-sampled, side by side."
+    )
+    sharpness: Sharpness = Field(description="How sharp each picture of the strip is.")
+    seconds: float = Field(description="Time spent on upscaling and re-sampling (decoding excluded).")
 
 
 class StrengthPoint(BaseModel):
@@ -209,3 +304,6 @@ class GenerateResult(BaseModel):
         description="Built-in model: the prompt's words it never saw in training, and their tokens. The picture "
         "most likely ignores them; rephrase with words from list_models' vocabulary.",
     )
+    # latents and hires fix (issue 13)
+    latent: LatentView | None = Field(None, description="show_latents: the final latent, channel by channel.")
+    hires: HiresInfo | None = Field(None, description="hires_scale: the hires fix's passes and pictures.")
