@@ -90,6 +90,26 @@ async def test_a_job_started_on_replica_a_is_polled_and_cancelled_from_replica_b
         assert on_a["status"] == "cancelled" and on_a["partial"]  # A sees what B did: nothing lived in B
 
 
+async def test_a_job_waits_queued_for_a_free_ray_cpu_and_a_cancel_drops_it_before_it_starts(cfg):
+    async with _replica(cfg) as a, _replica(cfg) as b:
+        ids = [
+            (await a.call_tool("train_toy_mlp", {**LONG, "seed": i, "wait_s": 0})).structured_content[
+                "job_id"
+            ]
+            for i in range(3)
+        ]
+        for job_id in ids[:2]:  # two CPUs: two run, each having asked Ray for one
+            await _wait_until(b, job_id, lambda v: v["status"] == "running")
+        third = (await b.call_tool("job_status", {"job_id": ids[2], "wait_s": 0})).structured_content
+        assert third["status"] == "queued"
+        dropped = (await b.call_tool("cancel_job", {"job_id": ids[2]})).structured_content
+        assert (dropped["status"], dropped["error"]) == ("cancelled", "cancelled before it started")
+        for job_id in ids[:2]:
+            assert (await a.call_tool("cancel_job", {"job_id": job_id})).structured_content[
+                "status"
+            ] == "cancelled"
+
+
 async def test_results_on_ray_equal_the_local_backends_for_the_same_seed(cfg, tmp_path):
     local = LabConfig.create(tmp_path / "local")
     async with _replica(cfg) as r, Client(build_server(local), mode="legacy") as lc:

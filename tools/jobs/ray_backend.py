@@ -22,6 +22,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import logging
+import os
 import secrets
 import socket
 import threading
@@ -223,9 +224,12 @@ def run_job(folder: str, job_id: str, fn_bytes: bytes, board: Any, save_interval
         error: str | None = None
     except (Exception, KeyboardInterrupt) as exc:
         status, error = ended_by(exc, job_id, record.tool)
-        if isinstance(exc, KeyboardInterrupt):  # ray.cancel: record it, then let Ray see the cancel
+        if isinstance(exc, KeyboardInterrupt):  # ray.cancel: record it, then end this worker process
             _finish(store, record, status, error)
-            raise
+            # The interrupt lands at any Python line, e.g. halfway through the tool's `import torch`, which leaves
+            # a half-initialised module behind (seen in the tests: the next job on this worker failed with
+            # "partially initialized module 'torch'"). Ray reuses workers, so this one goes instead.
+            os._exit(1)
     _finish(store, record, status, error)
     return status
 
