@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -88,6 +89,69 @@ async def test_a_job_started_on_replica_a_is_polled_and_cancelled_from_replica_b
         assert "partial result is kept" in cancelled["error"]
         on_a = (await a.call_tool("job_status", {"job_id": job_id, "wait_s": 0})).structured_content
         assert on_a["status"] == "cancelled" and on_a["partial"]  # A sees what B did: nothing lived in B
+
+
+def _http_replica(cfg, tokens: list[str]) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    argv = ["--transport", "streamable-http", "--stateless", "--port", str(port)]
+    argv += [a for t in tokens for a in ("--auth-token", t)]
+    argv += ["--output-dir", str(cfg.output_dir), "--jobs", "ray", "--ray-address", cfg.jobs.ray_address]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mcp_server", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    return proc, f"http://127.0.0.1:{port}/mcp"
+
+
+def _listening(proc: subprocess.Popen, url: str, timeout_s: float = 90) -> None:
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    deadline = time.monotonic() + timeout_s
+    while True:
+        assert proc.poll() is None, proc.stderr.read().decode(errors="replace")[-3000:]  # type: ignore[union-attr]
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            assert time.monotonic() < deadline, "replica did not start listening"
+            time.sleep(0.2)
+
+
+def _http_client(url: str, token: str) -> Client:
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+
+    http = httpx2.AsyncClient(
+        headers={"Authorization": f"Bearer {token}"}, timeout=httpx2.Timeout(30, read=60)
+    )
+    return Client(streamable_http_client(url, http_client=http), mode="legacy")
+
+
+async def test_two_stateless_http_replicas_answer_for_each_others_jobs_and_keep_tokens_apart(cfg):
+    # Two tokens on both replicas; each replica is its own process speaking stateless streamable HTTP.
+    procs = [_http_replica(cfg, ["tok-alice", "tok-mallory"]) for _ in range(2)]
+    try:
+        for proc, url in procs:
+            _listening(proc, url)
+        (_, url_a), (_, url_b) = procs
+        async with _http_client(url_a, "tok-alice") as a, _http_client(url_b, "tok-alice") as b:
+            job_id = (await a.call_tool("train_toy_mlp", {**LONG, "wait_s": 0})).structured_content["job_id"]
+            seen = await _wait_until(b, job_id, _running_with_partial)
+            assert seen["progress"]["total"] == LONG["epochs"]
+            async with _http_client(url_b, "tok-mallory") as other:
+                res = await other.call_tool("job_status", {"job_id": job_id, "wait_s": 0})
+                assert res.is_error and "no such job" in res.content[0].text  # exactly as for an unknown id
+            cancelled = (await b.call_tool("cancel_job", {"job_id": job_id})).structured_content
+            assert cancelled["status"] == "cancelled"
+            on_a = (await a.call_tool("list_jobs", {})).structured_content["jobs"]
+            assert [(j["job_id"], j["status"]) for j in on_a] == [(job_id, "cancelled")]
+    finally:
+        for proc, _ in procs:
+            proc.terminate()
+            proc.wait(10)
 
 
 async def test_a_job_waits_queued_for_a_free_ray_cpu_and_a_cancel_drops_it_before_it_starts(cfg):
