@@ -3,6 +3,7 @@ softmax, attention's definition; same seed same numbers; bad input named."""
 
 from __future__ import annotations
 
+import base64
 import math
 
 import pytest
@@ -16,6 +17,7 @@ from tools.sample_text import run as sample
 from tools.tiny_gpt import TrainTinyGptInput
 from tools.tiny_gpt import run as train
 from tools.tiny_gpt.corpus import builtin_corpus
+from tools.tiny_gpt.lab import pack_attention
 from tools.tiny_gpt.model import attention_maps, bigram_loss, build_model
 from tools.tiny_gpt.sampling import sampling_distribution
 from tools.tiny_gpt.train import loss_of
@@ -65,6 +67,55 @@ def test_the_saved_run_reloads_through_transformers_with_the_same_loss_and_token
         loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
     assert r.final_val_loss == pytest.approx(float(loss), rel=1e-5)
     assert r.run_id in r.load_code
+
+
+def _unpack(b64: str, L: int, nh: int, T: int) -> torch.Tensor:
+    """weights_b64 read back the slow way, as its description says: layer, head, query row, keys 0..q."""
+    raw = base64.b64decode(b64)
+    assert len(raw) == L * nh * T * (T + 1) // 2
+    out, i = torch.zeros(L, nh, T, T), 0
+    for layer in range(L):
+        for head in range(nh):
+            for q in range(T):
+                for k in range(q + 1):
+                    out[layer, head, q, k] = raw[i] / 255
+                    i += 1
+    return out
+
+
+def test_packed_attention_reads_back_as_attention_by_its_definition_within_one_byte():
+    torch.manual_seed(0)
+    model = build_model(40, 2, 4, 32, 16, 0.0).eval()
+    with torch.no_grad():  # sharper attention than at init, so that heads, rows and layers all differ
+        for block in model.transformer.h:
+            block.attn.c_attn.weight.mul_(12)
+    ids = torch.randint(40, (12,))
+    att = attention_maps(model, ids)  # (2, 4, 12, 12)
+    # layer 0 by hand: LayerNorm of token + position embeddings, Q K from c_attn, softmax(QK^T / sqrt(hs)), causal
+    t, T, nh, d = model.transformer, 12, 4, 32
+    with torch.no_grad():
+        x = t.h[0].ln_1(t.wte(ids) + t.wpe(torch.arange(T)))  # (T, d)
+        q, k, _ = t.h[0].attn.c_attn(x).split(d, dim=-1)  # (T, d) each
+        q, k = q.view(T, nh, d // nh).transpose(0, 1), k.view(T, nh, d // nh).transpose(0, 1)  # (nh, T, hs)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(d // nh)  # (nh, T, T)
+        ref = scores.masked_fill(torch.ones(T, T).triu(1).bool(), float("-inf")).softmax(-1)
+    torch.testing.assert_close(att[0], ref, rtol=1e-4, atol=1e-5)
+    assert float((att[0, 0] - att[0, 1]).abs().max()) > 0.2 and float((att[0] - att[1]).abs().max()) > 0.2
+    back = _unpack(pack_attention(att), 2, nh, T)
+    assert float((back - att).abs().max()) <= 0.5 / 255 + 1e-6
+
+
+def test_the_run_carries_the_attention_of_its_saved_model_on_the_prompt(tiny_run):
+    from tokenizers import Tokenizer
+    from transformers import AutoModelForCausalLM
+
+    _, r = tiny_run
+    model = AutoModelForCausalLM.from_pretrained(r.run_path).eval()
+    text = "".join(r.attention.tokens)  # char tokenizer: one token per character
+    ids = torch.tensor(Tokenizer.from_file(f"{r.run_path}/tokenizer.json").encode(text).ids)
+    assert len(ids) == len(r.attention.tokens) == 16  # the val text cut to the context
+    back = _unpack(r.attention.weights_b64, 1, 2, 16)
+    assert float((back - attention_maps(model, ids)).abs().max()) <= 0.5 / 255 + 1e-5
 
 
 def test_our_loss_equals_transformers_labels_loss_on_the_same_tokens():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import math
 from typing import Any
 
@@ -204,6 +205,7 @@ def train_tiny_gpt(args: TrainTinyGptInput, cfg: LabConfig, reporter: Reporter) 
         attention=AttentionView(
             tokens=att_tokens,
             heads=_head_focus(att, att_tokens),
+            weights_b64=pack_attention(att),
             picture_path=str(att_file),
             picture_uri=output_uri(cfg, att_file),
         ),
@@ -251,6 +253,18 @@ def _whole_split_loss(model, data, block_size: int) -> float:
             logits = model(input_ids=x[i : i + 64]).logits  # (b, T, V)
             total += float(F.cross_entropy(logits.flatten(0, 1), y[i : i + 64].flatten(), reduction="sum"))
     return total / (n * block_size)
+
+
+def pack_attention(att: torch.Tensor) -> str:
+    """(L, nh, T, T) causal weights -> base64 of their lower triangles as bytes round(255 w): the view's copy.
+
+    32 tokens x 2 layers x 4 heads (the quick preset) is 4 kB; the weights above the diagonal are zero anyway.
+    """
+    T = att.shape[-1]
+    rows, cols = torch.tril_indices(T, T)  # (T (T + 1) / 2,) each, row by row
+    tri = att[..., rows, cols]  # (L, nh, T (T + 1) / 2)
+    q = (tri * 255).round().to(torch.uint8)
+    return base64.b64encode(q.flatten().numpy().tobytes()).decode("ascii")
 
 
 def _head_focus(att, tokens: list[str]) -> list[HeadFocus]:

@@ -159,6 +159,11 @@ class HeadFocus(BaseModel):
 class AttentionView(BaseModel):
     tokens: list[str] = Field(description="The attention prompt's tokens (queries and keys).")
     heads: list[HeadFocus] = Field(description="One entry per layer and head.")
+    weights_b64: str = Field(
+        description="Every weight, compactly (for the interactive view): for each layer, then each head, the "
+        "rows of its T x T map (T = len(tokens)) up to the diagonal (query q attends to keys 0..q; causal, so "
+        "the rest is zero), each weight as one byte round(255 w), base64. T (T + 1) / 2 bytes per head."
+    )
     picture_path: str = Field(
         description="Saved heatmaps: one per layer and head, query rows over key columns."
     )
