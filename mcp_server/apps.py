@@ -18,7 +18,7 @@ from mcp.server.mcpserver import MCPServer
 @dataclass(frozen=True)
 class View:
     file: str  # in mcp_server/views/
-    tool: str
+    tools: tuple[str, ...]  # the tools that open it
     title: str
     description: str
 
@@ -30,23 +30,31 @@ class View:
 VIEWS = (
     View(
         "playground.html",
-        "train_toy_mlp",
+        ("train_toy_mlp",),
         "Playground",
         "The decision boundary animating over training, loss curves, and controls that re-run train_toy_mlp.",
     ),
     View(
         "tensor.html",
-        "tensorize_image",
+        ("tensorize_image",),
         "Tensor",
         "The image, and under the pointer each channel's raw level and tensor value with the CHW/HWC index "
         "arithmetic; channel heatmaps; layout and normalisation controls that re-run tensorize_image.",
     ),
     View(
         "diffusion.html",
-        "generate_image",
+        ("generate_image",),
         "Diffusion",
         "A slider through the denoising steps, the prompt's tokens, and seed/steps/strength controls that re-run "
         "generate_image.",
+    ),
+    View(
+        "language.html",
+        ("train_tiny_gpt", "sample_text"),
+        "Language",
+        "The tiny GPT's loss curves against the uniform and bigram baselines with the sample of each evaluation, "
+        "its attention maps per layer and head with the tokens under the pointer, and sample_text's next-token "
+        "probabilities (each token's top 5) with a temperature control that re-runs sample_text.",
     ),
 )
 
@@ -68,9 +76,10 @@ def build_apps() -> Apps:
 def link_tools(mcp: MCPServer) -> None:
     """Stamp `_meta.ui.resourceUri` on each registered tool that has a view (tools missing here are skipped)."""
     for view in VIEWS:
-        tool = mcp._tool_manager.get_tool(view.tool)  # the SDK has no public way to add _meta after add_tool
-        if tool is not None:
-            tool.meta = {**(tool.meta or {}), "ui": {"resourceUri": view.uri}}
+        for name in view.tools:
+            tool = mcp._tool_manager.get_tool(name)  # the SDK has no public way to add _meta after add_tool
+            if tool is not None:
+                tool.meta = {**(tool.meta or {}), "ui": {"resourceUri": view.uri}}
 
 
 LAB_PATH = "/lab"

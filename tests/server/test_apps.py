@@ -52,7 +52,9 @@ async def test_tools_with_views_carry_their_ui_resource_and_the_server_advertise
             assert EXTENSION_ID in (c.server_capabilities.extensions or {})
         tools = {t.name: t for t in (await c.list_tools()).tools}
         for view in apps.VIEWS:
-            assert tools[view.tool].meta == {"ui": {"resourceUri": view.uri}}
+            for name in view.tools:
+                assert tools[name].meta == {"ui": {"resourceUri": view.uri}}
+        assert tools["sample_text"].meta == tools["train_tiny_gpt"].meta
         assert "ui" not in (tools["explain_concept"].meta or {})
 
 
@@ -95,6 +97,39 @@ async def test_results_are_identical_with_and_without_apps(server):
     assert a == b and a["runs"][0]["boundary"]  # the same numbers, snapshots included
     images = [[b.data for b in r.content if b.type == "image"] for r in results]
     assert images[0] == images[1]  # and the same picture
+
+
+TINY_GPT = {"corpus": "names", "n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 16, "batch_size": 4,
+            "max_steps": 4, "eval_interval": 2, "eval_iters": 1, "sample_tokens": 8}  # fmt: skip
+GPT_VOLATILE = {"run_path", "load_code", "wall_time_s", "tokens_per_s"}  # where and how fast, not what
+
+
+async def test_tiny_gpt_results_are_identical_with_and_without_apps(server):
+    """What the language view reads (curves, samples, attention weights, sampled tokens) is every client's."""
+    runs, samples = [], []
+    for extensions in (WITH_APPS, None):
+        async with Client(server, mode="legacy", extensions=extensions) as c:
+            runs.append(await c.call_tool("train_tiny_gpt", TINY_GPT))
+            assert not runs[-1].is_error, runs[-1].content[0]
+            run_id = runs[-1].structured_content["run_id"]
+            samples.append(
+                await c.call_tool("sample_text", {"run_id": run_id, "temperature": 0.7, "max_new_tokens": 12})
+            )
+    for pair in (runs, samples):
+        a, b = (dict(r.structured_content) for r in pair)
+        assert [x.type for x in pair[0].content] == [x.type for x in pair[1].content]
+        for key in VOLATILE | GPT_VOLATILE | {"model", "attention"}:
+            a.pop(key, None), b.pop(key, None)
+        assert a == b
+    att = [r.structured_content["attention"] for r in runs]
+    assert att[0]["weights_b64"] == att[1]["weights_b64"] and att[0]["tokens"] == att[1]["tokens"]
+    assert len(att[0]["weights_b64"]) == 4 * -(
+        -2 * (16 * 17 // 2) // 3
+    )  # 1 layer x 2 heads x 136 bytes, base64
+    assert (
+        samples[0].structured_content["tokens"]
+        and samples[0].structured_content["settings"]["temperature"] == 0.7
+    )
 
 
 # ---- the bundles are built from the committed sources

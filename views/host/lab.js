@@ -40,28 +40,40 @@ async function main() {
   for (const t of withViews) picker.append(new Option(t.title || t.name, t.name));
   const wanted = params.get("tool");
   if (wanted && withViews.some((t) => t.name === wanted)) picker.value = wanted;
-  const showExample = () => {
+  const showExample = async () => {
     const tool = withViews.find((t) => t.name === picker.value);
-    $("#args").value = params.get("args") || JSON.stringify(exampleArgs(tool), null, 1);
+    $("#args").value = params.get("args") || JSON.stringify(await exampleArgs(client, tool), null, 1);
   };
   picker.addEventListener("change", () => {
     params.delete("args");
     showExample();
   });
-  showExample();
+  await showExample();
   $("#run").addEventListener("click", () => open(client, withViews.find((t) => t.name === picker.value)));
   log(`connected: ${withViews.length} tools with views`);
   document.body.dataset.ready = "1";
   if (params.get("run") === "1") $("#run").click();
 }
 
-function exampleArgs(tool) {
+async function exampleArgs(client, tool) {
+  if (tool?.name === "sample_text") return { run_id: await latestGptRun(client), prompt: "\n", temperature: 0.8 };
   const examples = {
     train_toy_mlp: { dataset: "spiral", epochs: 200 },
     tensorize_image: { image: "photo.jpg", resize: 64 },
     generate_image: { prompt: "a red circle on a blue background", steps: 8, show_steps: true },
+    train_tiny_gpt: { corpus: "names", max_steps: 200, eval_interval: 40 },
   };
   return examples[tool?.name] || {};
+}
+
+/** The newest train_tiny_gpt run (mllab://gpt-runs), for sample_text's example; "" when there is none. */
+async function latestGptRun(client) {
+  try {
+    const { contents } = await client.readResource({ uri: "mllab://gpt-runs" });
+    return JSON.parse(contents[0].text)[0]?.run_id || "";
+  } catch {
+    return "";
+  }
 }
 
 /** Call `tool` with the arguments in the form and show its view with the result. */
