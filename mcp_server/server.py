@@ -24,6 +24,7 @@ ml-lab-mcp is a hands-on deep-learning lab backed by real PyTorch computation.
 - tokenize_text: how text becomes tokens (characters, bytes, BPE; "strawberry", Chinese vs English).
 - train_tiny_gpt / sample_text: pre-train a tiny GPT on CPU, watch it learn, look at attention, sample from it.
 - finetune_gpt / compare_gpt_stages: SFT, DPO and GRPO on a tiny GPT, and the stages side by side.
+- teach_image_model: teach the built-in image model a new word from a few pictures (LoRA), then use it in generate_image.
 - explain_concept: explain a deep-learning concept in English and/or Chinese, with a live demo.
 Results carry numbers (structured content) and pictures; files are saved under the server's output folder
 and exposed as mllab://outputs/... resources that later calls can reuse (e.g. as init_image).
@@ -40,6 +41,7 @@ _REGISTRARS = (
     "mcp_server.tool_sample_text",
     "mcp_server.tool_jobs",
     "mcp_server.tool_align",
+    "mcp_server.tool_teach_image",
 )
 
 

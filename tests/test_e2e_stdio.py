@@ -36,6 +36,16 @@ VALID = {
     "finetune_gpt": lambda img: {"method": "sft", "steps": 2, "n_eval": 10},
     "compare_gpt_stages": lambda img: {"runs": ["builtin"], "n_eval": 3, "n_examples": 1},
     "list_jobs": lambda img: {},
+    "teach_image_model": lambda img: {
+        "word": "blob",
+        "images": [img] * 4,
+        "captions": ["a green blob"] * 4,
+        "steps": 1,
+        "rank": 1,
+        "lora_scales": [1.0],
+        "sample_steps": 1,
+        "grid_prompts": ["a blob"],
+    },  # fmt: skip
 }
 # job_status and cancel_job need a job: called here only with one that does not exist (the refusal names job_id).
 JOB_TOOLS = {"job_status", "cancel_job"}
@@ -47,6 +57,7 @@ INVALID = {
     "train_toy_mlp": ({"dataset": "donut"}, "dataset"),
     "generate_image": ({"prompt": "a red circle", "steps": 100000}, "steps"),
     "train_tiny_gpt": ({"n_head": 3, "n_embd": 64}, "n_head"),
+    "teach_image_model": ({"word": "Blob", "images": ["a.png"] * 4}, "word"),
 }
 
 

@@ -73,6 +73,16 @@ SAMPLE_OVERRIDES: dict[str, dict[str, Any]] = {
     },  # fmt: skip
     "finetune_gpt": {"method": "sft", "steps": 2, "n_eval": 10},
     "compare_gpt_stages": {"runs": ["builtin"], "n_eval": 3, "n_examples": 1},
+    "teach_image_model": {
+        "word": "blob",
+        "images": [None] * 4,
+        "captions": ["a blob"] * 4,
+        "steps": 1,
+        "rank": 1,
+        "lora_scales": [1.0],
+        "sample_steps": 1,
+        "grid_prompts": ["a blob"],
+    },  # fmt: skip; each None: a tiny_png_data_uri()
 }
 # Tools that answer about an earlier call's run or job (each Inspector call starts a fresh server): listed, not
 # called here; tests/test_e2e_stdio.py calls them in one session.
@@ -110,6 +120,8 @@ def sample_arguments(tool: dict[str, Any]) -> dict[str, Any]:
     args = {name: _value_for(props.get(name, {})) for name in schema.get("required", [])}
     for name, value in SAMPLE_OVERRIDES.get(tool["name"], {}).items():
         if name in props:
+            if isinstance(value, list):
+                value = [tiny_png_data_uri() if v is None else v for v in value]
             args[name] = tiny_png_data_uri() if value is None else value
     return args
 

@@ -40,6 +40,7 @@ from tools.generate.schema import (
 )
 from tools.images import decode, open_image_input
 from tools.paths import new_output_path, output_uri
+from tools.teach_image import use as teach_use
 
 # ------------------------------------------------------------------ step 1: checks
 
@@ -277,6 +278,7 @@ def generate(args: GenerateInput, cfg: LabConfig, reporter: Reporter | None = No
     # 1. checks (no torch yet); the init image is opened (header only) and refused early if unusable
     info, width, height = check_arguments(args, cfg)
     hires_size = check_hires(args, info, width, height, cfg)
+    adapter = teach_use.check(args, cfg, info.path)  # generate_image(lora=...): a taught word, or None
     init = None
     if args.init_image is not None:
         src = open_image_input(args.init_image, cfg, "init_image")
@@ -288,6 +290,8 @@ def generate(args: GenerateInput, cfg: LabConfig, reporter: Reporter | None = No
     # 2. pipeline (cached) and scheduler
     t0 = time.perf_counter()
     cached_pipe, cached = dm.load_pipeline(info)
+    if adapter is not None:
+        cached_pipe = teach_use.pipeline(cached_pipe, adapter)
     load_s = 0.0 if cached else time.perf_counter() - t0
     device = cached_pipe.device
     with _locked(dm.GENERATE_LOCK, reporter), _runner(cached_pipe, args.scheduler, init is not None) as pipe:
@@ -301,7 +305,9 @@ def generate(args: GenerateInput, cfg: LabConfig, reporter: Reporter | None = No
                 tokens=pipe.tokenizer.tokenize(w),
                 close_words=dm.close_words(w, info.vocabulary or []),
             )
-            for w in dm.unknown_words(args.prompt, info.vocabulary or [])
+            for w in dm.unknown_words(
+                args.prompt, [*(info.vocabulary or []), *([adapter.word] if adapter else [])]
+            )
             if info.kind == "builtin"
         ]
         guidance = args.guidance_scale
@@ -345,6 +351,8 @@ def generate(args: GenerateInput, cfg: LabConfig, reporter: Reporter | None = No
             output_type="latent",
             callback_on_step_end=on_step_end,
         )
+        if adapter is not None:
+            call.update(cross_attention_kwargs={"scale": args.lora_scale})
         if init is None:
             call.update(width=width, height=height)
         t0 = time.perf_counter()

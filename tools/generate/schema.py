@@ -76,6 +76,20 @@ class GenerateInput(ToolInput):
         description="With init_image: a strength sweep, 2-6 strengths (each 0-1) run with the same seed; returns "
         "one strip (input, then one frame per strength) and per-strength figures. Replaces `strength`.",
     )
+    lora: str | None = Field(
+        None,
+        max_length=40,
+        description="A word taught with teach_image_model: its lora_id (listed at mllab://image-loras). Loads "
+        "the adapter (LoRA + the word's embedding) onto the built-in model for this call.",
+    )
+    lora_scale: float = Field(
+        1.0,
+        ge=0.0,
+        le=2.0,
+        allow_inf_nan=False,
+        description="With `lora`: how strongly the LoRA applies (0 = the base UNet with only the word's "
+        "embedding, 1 = as trained).",
+    )
     show_steps: bool = Field(
         False,
         description="Also return a strip: the model's prediction of the final image at several steps, each "

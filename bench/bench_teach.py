@@ -1,0 +1,120 @@
+"""Benchmark: teach the built-in model a shape it never saw, then check the new word and the old ones.
+
+    python bench/bench_teach.py [--shape star|heart] [--images 8] [--steps 150] [--adherence 48] [--new 32]
+
+1. renders --images pictures of the new shape (tools/teach_image/shapes.py: varied colours, sizes, corners);
+2. teaches the word with tools/teach_image/lora.py (the code teach_image_model runs), timed;
+3. new word: --new prompts "a <size> <colour> <word> in the <position> on a <background> background" with
+   colours/positions the training pictures may not have had; the share whose pixels show the new shape
+   (shapes.shows, validated on clean renders by tests/tools/test_teach_image.py), before and after teaching;
+4. old words: the first --adherence prompts of tools.scenes.eval_cases through the base model and through the
+   taught one (LoRA scale 1, same seeds), scored by tools.scenes.check_image; the drop per attribute.
+Targets (issue 13): >= 70% of the new-word prompts show the shape after teaching from 8 images in <= 2 minutes
+on 2 cores, and adherence on the old words drops by at most 3 points.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from tools import diffusion_models as dm
+from tools import scenes
+from tools.config import LabConfig
+from tools.teach_image import lora, shapes
+from tools.teach_image.schema import DEFAULT_TEMPLATE
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def generate(pipe, prompts: list[str], scale: float, batch: int = 8) -> list[np.ndarray]:
+    """Seed i for prompt i, 20 DDIM steps, guidance 3, batches of `batch`."""
+    out = []
+    for k in range(0, len(prompts), batch):
+        chunk = prompts[k : k + batch]
+        gens = [torch.Generator().manual_seed(k + i) for i in range(len(chunk))]
+        ims = pipe(
+            chunk, num_inference_steps=20, guidance_scale=3.0, generator=gens, output_type="np",
+            cross_attention_kwargs={"scale": scale},
+        ).images  # fmt: skip
+        out += [(im * 255).round().astype(np.uint8) for im in ims]
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shape", choices=shapes.NEW_SHAPES, default="star")
+    ap.add_argument("--images", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--rank", type=int, default=4)
+    ap.add_argument("--budget", type=float, default=120.0, help="training time budget, seconds")
+    ap.add_argument("--new", type=int, default=32, help="new-word prompts scored")
+    ap.add_argument("--adherence", type=int, default=48, help="old-word prompts scored (scenes.eval_cases)")
+    ap.add_argument("--grid", type=Path, default=None, help="save the new-word outputs here")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (1 on oversubscribed cores)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    cfg = LabConfig.create(Path("/tmp/bench_teach/out"), ["/tmp"])
+    cached, _ = dm.load_pipeline(dm.find_model(cfg, "builtin"))
+    word = args.shape
+    rng = random.Random(7)
+    train_scenes = [shapes.sample_scene(rng, args.shape) for _ in range(args.images)]
+    captions = [DEFAULT_TEMPLATE.format(word=word, **s.attributes()) for s in train_scenes]
+    eval_rng = random.Random(1234)
+    new_prompts = []
+    for _ in range(args.new):
+        s = shapes.sample_scene(eval_rng, args.shape, jitter=False)
+        new_prompts.append(DEFAULT_TEMPLATE.format(word=word, **s.attributes()))
+    old_cases = scenes.eval_cases()[: args.adherence]
+    old_prompts = [c["prompt"] for c in old_cases]
+
+    base = lora.base_copy(cached)
+    t0 = time.perf_counter()
+    before_new = generate(base, new_prompts, 1.0)
+    before_old = generate(base, old_prompts, 1.0)
+    gen_s = time.perf_counter() - t0
+    pipe = lora.base_copy(cached)
+    latents = lora.encode_images(pipe.vae, [shapes.render(s) for s in train_scenes])
+    tc = lora.TrainConfig(rank=args.rank, steps=args.steps, learning_rate=args.lr, time_budget_s=args.budget)
+    taught, log = lora.train(pipe, word, latents, captions, tc, lambda step, log: None)
+    after_new = generate(taught.pipe, new_prompts, 1.0)
+    after_old = generate(taught.pipe, old_prompts, 1.0)
+
+    load = os.getloadavg()[0]
+    print(
+        f"taught {word!r} from {args.images} images: {len(log.steps)} steps (batch {tc.batch_size} + "
+        f"{tc.batch_size} prior) in {log.seconds:.1f} s ({log.seconds / len(log.steps):.2f} s/step), rank "
+        f"{args.rank}, lr {args.lr}; {'stopped by the time budget' if log.stopped_by_time else 'all steps run'}; "
+        f"{args.threads} torch thread(s), load average {load:.1f} on {os.cpu_count()} cores; base generation {gen_s / (len(new_prompts) + len(old_prompts)):.2f} s/image"
+    )
+    print(f"final loss {np.mean(log.loss[-10:]):.4f} (first 10 steps {np.mean(log.loss[:10]):.4f})\n")
+    b = np.mean([shapes.shows(im, word) for im in before_new])
+    a = np.mean([shapes.shows(im, word) for im in after_new])
+    print(f"| new word ({len(new_prompts)} prompts) | before | after | target |\n|---|---|---|---|")
+    print(f"| shows a {word} | {b:.0%} | {a:.0%} | >= 70% |\n")
+    sb, sa = scenes.score(old_cases, before_old), scenes.score(old_cases, after_old)
+    attrs = [*scenes.ATTRIBUTES, "all"]
+    print(f"| old words ({len(old_cases)} prompts) | " + " | ".join(attrs) + " |")
+    print("|---" * (len(attrs) + 1) + "|")
+    print("| base | " + " | ".join(f"{sb[x]:.0%}" for x in attrs) + " |")
+    print("| taught | " + " | ".join(f"{sa[x]:.0%}" for x in attrs) + " |")
+    print("| change (points) | " + " | ".join(f"{100 * (sa[x] - sb[x]):+.0f}" for x in attrs) + " |")
+    if args.grid:
+        rows = [np.concatenate(before_new[:8], 1), np.concatenate(after_new[:8], 1)]
+        Image.fromarray(np.concatenate(rows, 0)).resize((8 * 128, 2 * 128), Image.Resampling.NEAREST).save(
+            args.grid
+        )
+        print(f"\ngrid (top: before, bottom: after): {args.grid}")
+
+
+if __name__ == "__main__":
+    main()

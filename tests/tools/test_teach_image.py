@@ -1,0 +1,222 @@
+"""teach_image_model: the new word, the LoRA, diffusers' loaders, scale 0, the pixel check and bad arguments.
+
+Real built-in model, a handful of training steps: the checks are about plumbing and exactness, not quality
+(bench/bench_teach.py measures quality).
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tools import diffusion_models as dm
+from tools import generate, scenes
+from tools.arguments import InvalidArguments, parse_arguments
+from tools.common import Cancelled, InvalidArgument, NullReporter
+from tools.config import LabConfig
+from tools.teach_image import TeachImageInput, lora, shapes, store
+from tools.teach_image import run as teach_run
+
+WORD = "star"
+
+
+def _prompt_embeds(pipe, text: str) -> torch.Tensor:
+    ids = pipe.tokenizer(
+        text, padding="max_length", max_length=pipe.tokenizer.model_max_length, return_tensors="pt"
+    )
+    with torch.no_grad():
+        return pipe.text_encoder(ids.input_ids)[0]
+
+
+def _unet_out(pipe, embeds: torch.Tensor, scale: float) -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 4, 16, 16, generator=g)
+    with torch.no_grad():
+        return pipe.unet(
+            x, torch.tensor([500]), encoder_hidden_states=embeds, cross_attention_kwargs={"scale": scale}
+        ).sample
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: on oversubscribed cores (CI runners, a shared dev box) two OpenMP threads spin-wait
+    for each other and a UNet call was measured 30x slower (7.6 s against 0.26 s)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def cached():
+    cfg = LabConfig.create(Path("/tmp/test_teach_cache"), [])
+    return dm.load_pipeline(dm.find_model(cfg, "builtin"))[0]
+
+
+@pytest.fixture(scope="module")
+def taught(cached, tmp_path_factory):
+    """Three training steps with a large learning rate, so the LoRA is far from zero; saved to a folder."""
+    rng = random.Random(0)
+    items = [shapes.sample_scene(rng, WORD) for _ in range(4)]
+    captions = [f"a {s.colour} {WORD} in the {s.position} on a {s.background} background" for s in items]
+    pipe = lora.base_copy(cached)
+    latents = lora.encode_images(pipe.vae, [shapes.render(s) for s in items])
+    tc = lora.TrainConfig(rank=2, steps=3, learning_rate=5e-2, batch_size=2, prior_pool=4)
+    t, log = lora.train(pipe, WORD, latents, captions, tc, lambda step, log: None)
+    folder = tmp_path_factory.mktemp("adapter")
+    lora.save(t, folder)
+    return t, log, folder
+
+
+def test_new_word_becomes_one_token_with_its_own_embedding_row(cached, taught):
+    t, _, folder = taught
+    assert cached.tokenizer.tokenize(WORD) != [WORD]  # before: pieces
+    assert t.token_id == len(cached.tokenizer)  # appended after the old vocabulary
+    assert t.pipe.tokenizer.convert_tokens_to_ids(WORD) == t.token_id
+    ids = t.pipe.tokenizer(f"a red {WORD} on a blue background").input_ids
+    assert t.token_id in ids
+    old = cached.text_encoder.get_input_embeddings().weight
+    new = t.pipe.text_encoder.get_input_embeddings().weight
+    assert torch.equal(new[: len(old)], old)  # only the new row trained
+    assert not torch.equal(new[t.token_id], old[cached.tokenizer.convert_tokens_to_ids(lora.INIT_WORD)])
+
+
+def test_lora_parameter_count_is_rank_times_in_plus_out(cached, taught):
+    t, _, _ = taught
+    by_peft = sum(p.numel() for n, p in t.pipe.unet.named_parameters() if "lora_" in n)
+    formula, layers = lora.lora_parameter_count(cached.unet, t.rank)
+    assert by_peft == formula == t.lora_parameters
+    assert layers == sum(1 for n, _ in t.pipe.unet.named_modules() if n.endswith(".lora_A"))
+
+
+def test_scale_zero_is_the_base_model_bit_for_bit(cached, taught):
+    t, _, _ = taught
+    embeds = _prompt_embeds(cached, "a small red circle in the top left on a blue background")
+    assert torch.equal(
+        _prompt_embeds(t.pipe, "a small red circle in the top left on a blue background"), embeds
+    )
+    base = _unet_out(cached, embeds, 1.0)
+    assert torch.equal(_unet_out(t.pipe, embeds, 0.0), base)
+    assert not torch.allclose(_unet_out(t.pipe, embeds, 1.0), base, atol=1e-4)  # the LoRA does something
+
+
+def test_saved_adapter_loads_with_diffusers_and_gives_the_same_output(cached, taught):
+    t, _, folder = taught
+    assert {p.name for p in folder.iterdir()} >= {lora.LORA_FILE, lora.EMBEDDING_FILE}
+    loaded = lora.load(cached, folder, WORD)  # pipe.load_lora_weights + pipe.load_textual_inversion
+    assert loaded.tokenizer.convert_tokens_to_ids(WORD) == t.token_id
+    prompt = f"a large yellow {WORD} in the center on a purple background"
+    embeds = _prompt_embeds(t.pipe, prompt)
+    torch.testing.assert_close(_prompt_embeds(loaded, prompt), embeds, rtol=0, atol=1e-6)
+    for scale in (1.0, 0.5):
+        torch.testing.assert_close(
+            _unet_out(loaded, embeds, scale), _unet_out(t.pipe, embeds, scale), rtol=1e-5, atol=1e-5
+        )
+    assert torch.equal(
+        _unet_out(cached, embeds, 1.0), _unet_out(lora.base_copy(cached), embeds, 1.0)
+    )  # cache untouched
+
+
+def test_pixel_check_names_every_shape_on_clean_renders():
+    rng = random.Random(3)
+    for shape in shapes.ALL_SHAPES:
+        hits = [shapes.shows(shapes.render(shapes.sample_scene(rng, shape)), shape) for _ in range(40)]
+        assert sum(hits) >= 38, (shape, sum(hits))
+    flat = np.full((64, 64, 3), 120, np.uint8)
+    assert shapes.classify(flat) is None
+
+
+# ---------------------------------------------------------------- the tool end to end, and its refusals
+
+
+@pytest.fixture
+def star_files(folder: Path) -> list[str]:
+    rng = random.Random(5)
+    paths = []
+    for i in range(4):
+        p = folder / f"star{i}.png"
+        Image.fromarray(shapes.render(shapes.sample_scene(rng, WORD, jitter=False))).save(p)
+        paths.append(str(p))
+    return paths
+
+
+def test_teach_image_model_saves_lists_and_generate_image_uses_it(cfg: LabConfig, star_files):
+    args = TeachImageInput(
+        word=WORD, images=star_files, steps=2, rank=2, lora_scales=[0.0, 1.0], sample_steps=2,
+        grid_prompts=[f"a red {WORD} in the top left on a blue background"],
+    )  # fmt: skip
+    out = teach_run(args, cfg, NullReporter())
+    r = out.result
+    assert r.steps_run == 2 and len(r.curve.loss) == 2
+    folder = Path(r.adapter_path)
+    assert r.adapter_bytes == (folder / lora.LORA_FILE).stat().st_size
+    assert r.lora_parameters == r.rank * r.size_by_rank[0].parameters  # size_by_rank starts at r = 1
+    for cap, path in zip(r.captions, star_files, strict=True):  # the template filled in from the pixels
+        seen = scenes.check_image(np.asarray(Image.open(path)))
+        assert (
+            cap
+            == f"a {seen['size']} {seen['colour']} {WORD} in the {seen['position']} on a {seen['background']} background"
+        )
+    assert Image.open(r.grid.path).size[0] > 3 * 128
+    assert [a["lora_id"] for a in store.list_adapters(cfg)] == [r.lora_id]
+
+    gen = generate.run(
+        generate.GenerateInput(prompt=r.grid_prompts[0], steps=2, lora=r.lora_id, lora_scale=0.5), cfg
+    )
+    assert WORD not in [u.word for u in gen.result.unknown_words]
+    assert r.token_id in gen.result.tokens.ids
+
+
+def test_teach_image_model_stops_when_cancelled(cfg: LabConfig, star_files):
+    class CancelAfterStep1(NullReporter):
+        step = 0
+
+        def progress(self, done, total=None, message=None):
+            self.step = int(done)
+
+        def check_cancelled(self):
+            if self.step >= 1:  # the client cancels once the first training step is reported
+                raise Cancelled()
+
+    args = TeachImageInput(
+        word=WORD, images=star_files, steps=500, grid_prompts=[f"a {WORD}"], lora_scales=[1.0], sample_steps=1
+    )
+    reporter = CancelAfterStep1()
+    with pytest.raises(Cancelled):
+        teach_run(args, cfg, reporter)
+    assert reporter.step == 1  # stopped inside step 2 of 500
+    assert not (cfg.output_dir / store.FOLDER).exists()  # nothing saved
+
+
+def _error(args: dict) -> str:
+    with pytest.raises((InvalidArguments, InvalidArgument)) as exc:
+        parse_arguments(TeachImageInput, args, "teach_image_model")
+    return str(exc.value)
+
+
+def test_teach_image_model_bad_arguments_name_the_argument(cfg: LabConfig, star_files):
+    assert "word" in _error({"word": "Star", "images": star_files})
+    assert "word" in _error({"word": "st4r", "images": star_files})
+    assert "images" in _error({"word": WORD, "images": star_files[:3]})
+    assert "captions" in _error({"word": WORD, "images": star_files, "captions": ["a star"]})
+    assert "captions" in _error({"word": WORD, "images": star_files, "captions": ["a red circle"] * 4})
+    assert "template" in _error({"word": WORD, "images": star_files, "template": "a {color} {word}"})
+    assert "template" in _error({"word": WORD, "images": star_files, "template": "a red thing"})
+    assert "lora_scales" in _error({"word": WORD, "images": star_files, "lora_scales": [3.0]})
+    with pytest.raises(InvalidArgument, match="`word`"):
+        teach_run(TeachImageInput(word="circle", images=star_files), cfg, NullReporter())
+    with pytest.raises(InvalidArgument, match=r"`images\[1\]`"):
+        teach_run(
+            TeachImageInput(word=WORD, images=[star_files[0], "/etc/passwd", *star_files[2:]]),
+            cfg,
+            NullReporter(),
+        )
+    with pytest.raises(InvalidArgument, match="`lora`"):
+        generate.run(generate.GenerateInput(prompt="a red circle", lora="20260101-000000-0123456789"), cfg)
+    with pytest.raises(InvalidArgument, match="`lora_scale`"):
+        generate.run(generate.GenerateInput(prompt="a red circle", lora_scale=0.5), cfg)
