@@ -10,7 +10,7 @@ import torch
 from pydantic import ValidationError
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from tools.align import CompareGptStagesInput, FinetuneGptInput, run, run_compare
+from tools.align import CompareGptStagesInput, FinetuneGptInput, run, run_compare, tasks
 from tools.align.policy import char_tokenizer, save, tiny_gpt
 from tools.common import Cancelled, InvalidArgument, NullReporter
 from tools.config import LabConfig
@@ -153,6 +153,22 @@ def test_dpo_raises_preference_accuracy(cfg):
 
 
 @pytest.mark.slow
+def test_dpo_from_the_sft_model_raises_preference_accuracy_and_keeps_exact_accuracy(cfg, sft):
+    out = tune(cfg, method="dpo", base_run=sft.run_id, n_eval=200, time_budget_s=55).result
+    assert out.after.preference_accuracy > out.before.preference_accuracy, (out.before, out.after)
+    assert out.after.accuracy >= out.before.accuracy - 0.02, (out.before, out.after)
+
+
+def test_near_misses_are_wrong_non_negative_and_include_the_forgotten_carry():
+    assert tasks.near_misses(58, 23) == [71, 80, 82, 91]  # 81 -10 (= the forgotten carry), -1, +1, +10
+    assert tasks.near_misses(99, 99) == [88, 188, 197, 199, 208]  # two forgotten carries: 88
+    assert tasks.near_misses(0, 0) == [1, 10]
+    for p, c, r in tasks.preference_triples(200, 1, "train"):
+        a, b = (int(x) for x in p[3:-4].split("+"))
+        assert c == f" {a + b}" and int(r) in tasks.near_misses(a, b)
+
+
+@pytest.mark.slow
 def test_grpo_raises_mean_reward_over_the_sft_model_with_bounded_kl(cfg, sft):
     out = tune(cfg, method="grpo", base_run=sft.run_id, steps=15, n_eval=100, time_budget_s=55).result
     assert out.after.mean_reward > out.before.mean_reward, (out.before, out.after)
@@ -224,3 +240,13 @@ def test_sample_text_generates_from_a_stage_by_its_run_id(cfg, short_sft):
     assert 1 <= len(out.tokens) <= 3 and set(out.text) <= set(
         "0123456789+-=:?.,QA abcdefghijklmnopqrstuvwxyz\n"
     )
+
+
+def test_loading_and_saving_a_stage_prints_no_progress_bars(capfd, tmp_path):
+    from tools.align.policy import load
+    from tools.align.store import BUILTIN_FOLDER
+
+    model, tok = load(BUILTIN_FOLDER)
+    save(model, tok, tmp_path / "copy")
+    out, err = capfd.readouterr()
+    assert out == "" and "Loading weights" not in err and "Writing model shards" not in err, err

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from tools.align.dpo import dpo_loss
+from tools.align.dpo import dpo_loss, dpo_objective
 from tools.align.grpo import group_advantages, grpo_loss
 from tools.align.policy import char_tokenizer, make_batch, sequence_logps, tiny_gpt
 from tools.align.sft import masked_nll
@@ -130,3 +130,25 @@ def test_sequence_logps_sum_only_the_response_tokens(tiny):
         logp = model(input_ids=batch.ids).logits[0].log_softmax(-1)
         by_hand = sum(logp[len(p) + k - 1, tok_id].item() for k, tok_id in enumerate(c))
         assert sequence_logps(model, batch).item() == pytest.approx(by_hand, rel=1e-5)
+
+
+def test_dpo_objective_is_the_formula_plus_sft_weight_times_transformers_loss_on_chosen(tiny):
+    # TRL 1.x's loss_type=["sigmoid", "sft"] with loss_weights=[1, w]: the DPO formula on summed log-probs plus
+    # w x the token-mean NLL of the chosen responses (transformers' loss with prompt labels at -100)
+    tok, model = tiny
+    ref = tiny_gpt(len(tok.get_vocab()), n_layer=1, n_embd=16, n_positions=24, seed=4)
+    prompts = [_ids(tok, "Q: 12+5= A:"), _ids(tok, "Q: 3+4= A:")]
+    chosen = make_batch(prompts, [_ids(tok, " 17\n"), _ids(tok, " 7\n")], 0)
+    rejected = make_batch(prompts, [_ids(tok, " 18\n"), _ids(tok, " 17\n")], 0)
+    beta, w = 0.3, 0.7
+    with torch.no_grad():
+        loss, _, nll = dpo_objective(model, ref, chosen, rejected, beta, w)
+        z = beta * (sequence_logps(model, chosen) - sequence_logps(ref, chosen)) - beta * (
+            sequence_logps(model, rejected) - sequence_logps(ref, rejected)
+        )
+        dpo = sum(-math.log(1 / (1 + math.exp(-v))) for v in z.tolist()) / 2
+        labels = chosen.ids.masked_fill(chosen.completion_mask == 0, -100)
+        hf_nll = model(input_ids=chosen.ids, attention_mask=chosen.attention, labels=labels).loss.item()
+    assert nll.item() == pytest.approx(hf_nll, rel=1e-5)
+    assert loss.item() == pytest.approx(dpo + w * hf_nll, rel=1e-5)
+    assert dpo_objective(model, ref, chosen, rejected, beta, 0.0)[0].item() == pytest.approx(dpo, rel=1e-5)

@@ -5,6 +5,12 @@ reference, without a reward model.
 
 beta * log(pi / ref) is the "implicit reward" of a response; its margin (chosen - rejected) and the share of
 pairs where it is positive are what DPO drives up.
+
+The loss only sees the difference, so it can grow the margin by pushing both answers down ("likelihood
+displacement"): from the SFT model on the built-in task, pure DPO lowered log pi(chosen) by 2.8 nats in 100
+steps and exact accuracy fell from 84% to 54%. Adding the SFT loss on the chosen answers (`sft_weight`, the
+RPO recipe of Pang et al. 2024; Llama 3 used 0.2; TRL 1.x: loss_type=["sigmoid", "sft"]) keeps chosen up:
+accuracy 84% -> 89.5%, held-out preference accuracy 95.5% -> 97%.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from tools.align.policy import Batch, sequence_logps
+from tools.align.policy import Batch, sequence_logps, token_logps
 from tools.align.sft import _clip
 
 
@@ -41,23 +47,37 @@ def dpo_loss(
     return DpoTerms(loss, chosen_rewards.detach(), rejected_rewards.detach())
 
 
-def dpo_step(
-    model: Any, ref: Any, optimizer: Any, chosen: Batch, rejected: Batch, beta: float
-) -> dict[str, float]:
+def dpo_objective(
+    model: Any, ref: Any, chosen: Batch, rejected: Batch, beta: float, sft_weight: float
+) -> tuple[torch.Tensor, DpoTerms, torch.Tensor]:
+    """DPO loss + sft_weight x the mean negative log-likelihood of the chosen response tokens (as TRL's "sft"
+    loss term: a token mean over the batch). Returns (loss, DPO terms, chosen NLL)."""
+
     with torch.no_grad():
         ref_c, ref_r = sequence_logps(ref, chosen), sequence_logps(ref, rejected)  # (B,), (B,)
-    terms = dpo_loss(sequence_logps(model, chosen), sequence_logps(model, rejected), ref_c, ref_r, beta)
+    mask = chosen.completion_mask[:, 1:].float()  # (B, T-1), aligned with token_logps
+    chosen_tok = token_logps(model, chosen) * mask  # (B, T-1)
+    terms = dpo_loss(chosen_tok.sum(-1), sequence_logps(model, rejected), ref_c, ref_r, beta)
+    nll = -chosen_tok.sum() / mask.sum()
+    return terms.loss + sft_weight * nll, terms, nll.detach()
+
+
+def dpo_step(
+    model: Any, ref: Any, optimizer: Any, chosen: Batch, rejected: Batch, beta: float, sft_weight: float
+) -> dict[str, float]:
+    loss, terms, nll = dpo_objective(model, ref, chosen, rejected, beta, sft_weight)
     optimizer.zero_grad(set_to_none=True)
-    terms.loss.backward()
+    loss.backward()
     _clip(model)
     optimizer.step()
     margin = terms.chosen_rewards - terms.rejected_rewards
     return {
-        "loss": terms.loss.item(),
+        "loss": loss.item(),
         "margin": float(margin.mean()),
         "reward_accuracy": float((margin > 0).float().mean()),
         "chosen_reward": float(terms.chosen_rewards.mean()),
         "rejected_reward": float(terms.rejected_rewards.mean()),
+        "chosen_nll": float(nll),
     }
 
 

@@ -110,7 +110,9 @@ def _finetune(args, cfg, reporter, model, tok, ref, st: Settings) -> ToolOutput:
             rec = StepRecord(step=step, loss=sft_step(model, opt, _sft_batch(tok, batch)))
         elif args.method == "dpo":
             batch3 = rng.sample(data.dpo, min(batch_size, len(data.dpo)))
-            rec = StepRecord(step=step, **dpo_step(model, ref, opt, *_pairs(tok, batch3), beta))
+            rec = StepRecord(
+                step=step, **dpo_step(model, ref, opt, *_pairs(tok, batch3), beta, args.sft_weight)
+            )
         else:
             items = rng.sample(data.grpo, min(batch_size, len(data.grpo)))
             rec = _grpo_batch(model, ref, opt, tok, items, data, args, beta, gen, reporter, step)
@@ -159,6 +161,8 @@ def _finetune(args, cfg, reporter, model, tok, ref, st: Settings) -> ToolOutput:
                 "temperature": args.temperature,
             }
             if args.method == "grpo"
+            else {"sft_weight": args.sft_weight}
+            if args.method == "dpo"
             else {}
         ),
         rewards=[f"{r.weight:g} x {rewards.label(r)}" for r in data.rules],
@@ -306,6 +310,8 @@ def _summary(r: FinetuneGptResult) -> str:
         )
     if last is not None and last.margin is not None:
         lines.append(
-            f"Last step: implicit reward margin {last.margin:.3f}, reward accuracy {_pct(last.reward_accuracy)}."
+            f"Last step: implicit reward margin {last.margin:.3f} (chosen {last.chosen_reward:+.3f}, rejected "
+            f"{last.rejected_reward:+.3f}), reward accuracy {_pct(last.reward_accuracy)}, chosen NLL per token "
+            f"{last.chosen_nll:.3f}."
         )
     return "\n".join(lines)

@@ -22,8 +22,11 @@ from transformers import (
     GPT2LMHeadModel,
     PreTrainedTokenizerFast,
 )
+from transformers.utils import logging as transformers_logging
 
 from tools.align.tasks import STOP
+
+transformers_logging.disable_progress_bar()  # the "Loading weights" / "Writing model shards" bars on every load / save
 
 EOS = "<|endoftext|>"
 UNK = "<unk>"

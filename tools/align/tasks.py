@@ -63,16 +63,24 @@ def no_carry_sum(a: int, b: int) -> int:
     return total
 
 
+def near_misses(a: int, b: int) -> list[int]:
+    """Plausible wrong sums: off by one, off by ten, and the forgotten carry (when it differs)."""
+    s = a + b
+    return sorted(w for w in {s - 1, s + 1, s - 10, s + 10, no_carry_sum(a, b)} if w >= 0 and w != s)
+
+
 def preference_triples(n: int, seed: int, split: str) -> list[tuple[str, str, str]]:
-    """(prompt, chosen, rejected): the right sum against a plausible wrong one (a forgotten carry, or off by 10)."""
+    """(prompt, chosen, rejected): the right sum against a near miss drawn from `near_misses`.
+
+    Near misses are the classic rejected answers: they share most characters with the right one, so the
+    preference is about the digit that is wrong. With only forgotten carries (and off by ten where there is no
+    carry), DPO from the SFT model cost 30 points of exact accuracy; see docs/llm_alignment.md.
+    """
     rng = random.Random(seed + 7919)
     out = []
     for ex in addition_examples(n, seed, split):
         a, b = (int(x) for x in ex.prompt[3:-4].split("+"))
-        wrong = no_carry_sum(a, b)
-        if wrong == a + b:
-            wrong = a + b + rng.choice([-10, 10]) if a + b >= 10 else a + b + rng.choice([1, 2])
-        out.append((ex.prompt, ex.response, f" {wrong}"))
+        out.append((ex.prompt, ex.response, f" {rng.choice(near_misses(a, b))}"))
     return out
 
 

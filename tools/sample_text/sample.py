@@ -11,6 +11,7 @@ import torch
 from matplotlib.figure import Figure
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+from transformers.utils import logging as transformers_logging
 
 from tools.common import InlineImage, InvalidArgument, Reporter, ToolOutput
 from tools.config import LabConfig
@@ -20,6 +21,8 @@ from tools.sample_text.schema import Choice, GeneratedToken, SampleTextInput, Sa
 from tools.tiny_gpt import store
 from tools.tiny_gpt.corpus import resolve_dir
 from tools.tiny_gpt.sampling import generate
+
+transformers_logging.disable_progress_bar()  # the "Loading weights" / "Writing model shards" bars on every load / save
 
 
 def find_model(args: SampleTextInput, cfg: LabConfig) -> tuple[Path, str, str]:

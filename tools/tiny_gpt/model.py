@@ -6,6 +6,9 @@ import math
 
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
+from transformers.utils import logging as transformers_logging
+
+transformers_logging.disable_progress_bar()  # the "Loading weights" / "Writing model shards" bars on every load / save
 
 
 def build_model(vocab_size: int, n_layer: int, n_head: int, n_embd: int, block_size: int, dropout: float):
