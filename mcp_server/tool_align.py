@@ -13,8 +13,8 @@ from tools.config import LabConfig
 
 FINETUNE = """\
 Fine-tune a tiny GPT the way chat models are made, on CPU in seconds: method='sft' (learn responses, prompt
-tokens masked), 'dpo' (prefer chosen over rejected answers against a frozen reference; reports implicit reward
-margins and preference accuracy) or 'grpo' (sample a group of answers per prompt, score them with rule rewards,
+tokens masked), 'dpo' (prefer chosen over rejected answers against a frozen reference, plus sft_weight x the SFT loss
+on chosen; reports implicit reward margins and preference accuracy) or 'grpo' (sample a group of answers per prompt, score them with rule rewards,
 reinforce the above-average ones with a clipped policy gradient and a KL penalty; reports reward, KL, length and
 the share of groups with signal per step). Default task: built-in addition 'Q: 23+58= A: 81' from base_run='builtin'
 (a tiny GPT pre-trained on bare equations); or task='custom' with your own pairs / triples / prompts. Rewards:

@@ -186,10 +186,14 @@ def save_png(im, cfg: LabConfig, category: str = "images") -> Path:
     return path
 
 
-def figure_to_png(fig, dpi: int = 100) -> bytes:
-    """Render a matplotlib figure to PNG bytes (Agg, no screen, no pyplot state)."""
+def figure_to_png(fig, dpi: int = 100, tight: bool = True) -> bytes:
+    """Render a matplotlib figure to PNG bytes (Agg, no screen, no pyplot state).
+
+    tight=True crops to the drawn content, which costs a second full draw; a figure with
+    layout="constrained" already fills its canvas and can pass tight=False (the align pictures: 1.2 s -> 0.6 s).
+    """
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight" if tight else None)
     return buf.getvalue()
 
 

@@ -18,7 +18,9 @@ def _bars(ax, labels: list[str], series: dict[str, list[float]], colors: list[st
         bars = ax.bar(xs, vals, width, label=label, color=color)
         ax.bar_label(bars, labels=[f"{v:.2f}" for v in vals], fontsize=7)
     ax.set_xticks(range(len(series)), list(series))
-    ax.legend(fontsize=8)
+    top = max([v for vals in series.values() for v in vals] + [1.0])
+    ax.set_ylim(0, top * 1.3)  # room for the legend above the bars
+    ax.legend(fontsize=7, ncols=min(n, 4), loc="upper center")
 
 
 def _metric_series(ms: list[EvalMetrics]) -> dict[str, list[float]]:
@@ -76,7 +78,7 @@ def draw_finetune(
     ax.set_xlabel("step") if method != "sft" else None
     _bars(axes[2], ["before", "after"], _metric_series([before, after]), [COLORS["base"], COLORS[method]])
     axes[2].set_title("eval set: before vs after")
-    return figure_to_png(fig)
+    return figure_to_png(fig, tight=False)
 
 
 def draw_compare(rows: list[StageRow], examples: list[dict[str, str | None]]) -> bytes:
@@ -102,4 +104,4 @@ def draw_compare(rows: list[StageRow], examples: list[dict[str, str | None]]) ->
         t.set_fontsize(8)
         t.scale(1, 1.3)
     ax.set_title("answers side by side")
-    return figure_to_png(fig)
+    return figure_to_png(fig, tight=False)

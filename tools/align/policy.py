@@ -151,9 +151,11 @@ def sample(
     out: list[list[int]] = [[] for _ in range(n)]
     done = torch.zeros(n, dtype=torch.bool)
     past = None
+    # (n, Tp + generated): nothing is padded; a mask of ones says so and keeps transformers' padding warning quiet
+    attention = torch.ones_like(x)
     with torch.no_grad():
         for _ in range(max_new_tokens):
-            res = model(input_ids=x, cache=past, use_cache=True)
+            res = model(input_ids=x, attention_mask=attention, cache=past, use_cache=True)
             past = res.cache
             logits = res.logits[:, -1].float()  # (n, V)
             if temperature == 0:
@@ -168,6 +170,7 @@ def sample(
             if bool(done.all()):
                 break
             x = nxt[:, None]  # (n, 1): the cache holds everything before
+            attention = torch.cat([attention, torch.ones_like(x)], dim=1)
     return out
 
 
