@@ -131,6 +131,24 @@ TOOL_PROFILES: dict[str, dict[str, Any]] = {
         "fuzz_valid": 3,
         "fuzz_invalid": 8,
     },
+    "teach_image_model": {
+        "base": lambda cfg: {
+            "word": "blob",
+            "images": [sample_image(cfg)] * 4,
+            "captions": ["a blob"] * 4,
+            "steps": 1,
+            "rank": 1,
+            "lora_scales": [1.0],
+            "sample_steps": 1,
+            "grid_prompts": ["a blob"],
+            "seed": 1,
+        },
+        "valid": lambda cfg: {"steps": _sts().integers(1, 2), "rank": _sts().sampled_from([1, 2])},
+        "long": lambda cfg: {"steps": 5000, "time_budget_s": 50},
+        "image_args": [],
+        "fuzz_valid": 2,
+        "fuzz_invalid": 8,
+    },  # fmt: skip
     "compare_gpt_stages": {
         "base": lambda cfg: {"runs": ["builtin"], "n_eval": 5},
         "valid": lambda cfg: {"n_eval": _sts().integers(1, 10), "n_examples": _sts().integers(1, 3)},

@@ -75,10 +75,18 @@ def captions_for(args: TeachImageInput, images: list[np.ndarray]) -> list[str]:
 
 
 @contextmanager
-def cancellable(unet, reporter: Reporter):
-    """Check for cancellation before each UNet block, forward and backward: a training step takes seconds on
-    busy cores, a block a fraction of that."""
-    blocks = [unet, *unet.down_blocks, unet.mid_block, *unet.up_blocks]
+def cancellable(pipe, reporter: Reporter):
+    """Check for cancellation before each UNet and VAE-encoder block, forward and backward: a training step takes
+    seconds on busy cores, a block a fraction of that."""
+    unet, encoder = pipe.unet, pipe.vae.encoder
+    blocks = [
+        unet,
+        *unet.down_blocks,
+        unet.mid_block,
+        *unet.up_blocks,
+        *encoder.down_blocks,
+        encoder.mid_block,
+    ]
     handles = [b.register_forward_pre_hook(lambda m, a: reporter.check_cancelled()) for b in blocks]
     # backward runs through the up blocks and the middle first (the down blocks return nested tuples, which
     # backward hooks do not support)
@@ -94,7 +102,7 @@ def cancellable(unet, reporter: Reporter):
 def sample(pipe, prompts: list[str], args: TeachImageInput, scale: float, reporter: Reporter) -> list:
     """One picture per prompt (seed + i), the built-in model's guidance, LoRA at `scale`."""
     gens = [torch.Generator(device="cpu").manual_seed(args.seed + i) for i in range(len(prompts))]
-    with torch.no_grad(), cancellable(pipe.unet, reporter):
+    with torch.no_grad(), cancellable(pipe, reporter):
         return pipe(
             prompts, num_inference_steps=args.sample_steps, guidance_scale=BUILTIN_GUIDANCE, generator=gens,
             cross_attention_kwargs={"scale": scale},
@@ -111,8 +119,9 @@ def teach(args: TeachImageInput, cfg: LabConfig, reporter: Reporter) -> ToolOutp
     info = dm.find_model(cfg, dm.BUILTIN_NAME)
     check_word(args.word, info)
     cap = cfg.limits.max_time_budget_s
-    if args.time_budget_s > cap:
-        raise InvalidArgument("time_budget_s", args.time_budget_s, f"at most {cap:g} (server limit)")
+    budget = min(lora.TrainConfig.time_budget_s, cap) if args.time_budget_s is None else args.time_budget_s
+    if budget > cap:
+        raise InvalidArgument("time_budget_s", budget, f"at most {cap:g} (server limit max_time_budget_s)")
     images = load_images(args, cfg)
     captions = captions_for(args, images)
     prompts = args.grid_prompts or [
@@ -128,10 +137,11 @@ def teach(args: TeachImageInput, cfg: LabConfig, reporter: Reporter) -> ToolOutp
     before = sample(pipe, prompts, args, 1.0, reporter)
 
     # 3. teach: new token + embedding row, LoRA on the attention projections, the training loop
-    latents = lora.encode_images(pipe.vae, images)  # (N, 4, 16, 16)
+    with cancellable(pipe, reporter):
+        latents = lora.encode_images(pipe.vae, images)  # (N, 4, 16, 16)
     tc = lora.TrainConfig(
         rank=args.rank, steps=args.steps, learning_rate=args.learning_rate, prior_weight=args.prior_weight,
-        seed=args.seed, time_budget_s=args.time_budget_s,
+        seed=args.seed, time_budget_s=budget,
     )  # fmt: skip
 
     def on_step(step: int, log: lora.TrainLog) -> None:
@@ -139,7 +149,7 @@ def teach(args: TeachImageInput, cfg: LabConfig, reporter: Reporter) -> ToolOutp
         if step % 10 == 0 or step == args.steps:
             report_partial(reporter, {"steps": log.steps, "loss": log.loss, "prior_loss": log.prior_loss})
 
-    with cancellable(pipe.unet, reporter):
+    with cancellable(pipe, reporter):
         taught, log = lora.train(pipe, args.word, latents, captions, tc, on_step)
 
     # 4. save in diffusers' formats; sizes

@@ -72,12 +72,13 @@ class TeachImageInput(ToolInput):
         max_length=6,
         description="Prompts of the grid, each containing the word. Default: 4 with varied colours and corners.",
     )
-    time_budget_s: float = Field(
-        110.0,
+    time_budget_s: float | None = Field(
+        None,
         ge=1.0,
         le=3600.0,
         allow_inf_nan=False,
-        description="Stop training after this many seconds (capped by the server's max_time_budget_s).",
+        description="Stop training after this many seconds (at most the server's max_time_budget_s). Default: "
+        "110 s, or max_time_budget_s if the server allows less.",
     )
 
     @field_validator("word")
