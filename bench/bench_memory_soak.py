@@ -5,7 +5,8 @@
 Starts the server as a client would (`python -m mcp_server`, stdio, legacy handshake), makes `--warmup` calls
 (a mix of every tool with small inputs: tensorize_image on a small PNG, train_toy_mlp with a few samples,
 generate_image with the built-in model at 2 steps, explain_concept, list_models, tokenize_text, a 3-step
-train_tiny_gpt and sample_text from it, and one refused call per round), reads the server's RSS from /proc, makes `--calls` more, and reports the growth in KB per call over
+train_tiny_gpt and sample_text from it, a 2-step finetune_gpt (sft, dpo, grpo in turn) and compare_gpt_stages
+on its lineage, and one refused call per round), reads the server's RSS from /proc, makes `--calls` more, and reports the growth in KB per call over
 all of them and over their second half (where allocator warm-up is over). `--tools` restricts the mix (e.g.
 `--tools generate_image` to isolate one tool); `--env` passes environment variables to the server (e.g.
 MALLOC_ARENA_MAX=2 to test whether the growth is allocator arenas). Target: < 10 KB per call.
@@ -68,6 +69,8 @@ def mix(folder: Path, k: int) -> list[tuple[str, dict]]:
         ("tokenize_text", {"text": ["strawberry", "a tensor of tokens"][k % 2], "tokenizer": "chars"}),
         ("train_tiny_gpt", {"corpus": "arithmetic", "seed": k % 3, **TINY_GPT}),
         ("sample_text", {"max_new_tokens": 2, "seed": k % 3}),
+        ("finetune_gpt", {"method": ["sft", "dpo", "grpo"][k % 3], "steps": 2, "n_eval": 10, "seed": k % 3}),
+        ("compare_gpt_stages", {"runs": ["builtin"], "n_eval": 5}),
         ("list_models", {}),
         ("generate_image", {"prompt": "x", "steps": 0}),  # refused by validation
     ]
@@ -93,10 +96,10 @@ async def soak(opts: argparse.Namespace) -> dict:
     )
     wanted = None if opts.tools == "all" else set(opts.tools.split(","))
     done = errors = 0
-    run_id = None
+    run_id = stage_id = None
 
     async def calls(c: Client, n: int) -> None:
-        nonlocal done, errors, run_id
+        nonlocal done, errors, run_id, stage_id
         k = done
         while n > 0:
             for name, args in mix(tmp, k):
@@ -106,9 +109,13 @@ async def soak(opts: argparse.Namespace) -> dict:
                     continue
                 if name == "sample_text":  # from the last tiny GPT trained
                     args = {**args, "run_id": run_id}
+                if name == "compare_gpt_stages" and stage_id is not None:  # the last stage and its lineage
+                    args = {**args, "runs": [stage_id]}
                 res = await c.call_tool(name, args)
                 if name == "train_tiny_gpt" and not res.is_error:
                     run_id = res.structured_content["run_id"]
+                if name == "finetune_gpt" and not res.is_error:
+                    stage_id = res.structured_content["run_id"]
                 if res.is_error and args.get("steps") != 0:
                     errors += 1
                     print(f"unexpected error from {name}: {res.content[0].text[:300]}", file=sys.stderr)

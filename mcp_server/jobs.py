@@ -272,10 +272,12 @@ def run_long(
     if not finished:
         return handle_result(view(job.snapshot(), wait_s=cfg.jobs.default_wait_s))
     rec = job.snapshot()
-    if rec.status == "completed" and job.output is not None:
+    if (
+        rec.status == "completed" and job.output is not None
+    ):  # in memory for the newest few (tools/jobs/runner.py)
         return to_call_result(job.output)
     stored = runner.result(job) if rec.status == "completed" else None
-    if stored is not None:  # it ran elsewhere (a Ray task): the result as stored, read back
+    if stored is not None:  # it ran elsewhere (a Ray task) or is no longer held in memory: read back
         return to_call_result(ToolOutput(StoredResult(stored.data), stored.images, summary=stored.summary))
     if rec.status == "cancelled":
         raise ToolError(f"{name} was cancelled")

@@ -20,6 +20,7 @@ from mcp.client.stdio import StdioServerParameters
 from mcp_server.server import build_server
 from tools.common import NullReporter
 from tools.config import LabConfig
+from tools.jobs import JobRunner
 from tools.toy_mlp import TrainToyMlpInput, run
 
 CLIENT_TIMEOUT_S = 10  # a strict client: every request must answer within 10 s
@@ -34,6 +35,14 @@ LONG = {
 }
 SMALL = {"dataset": "circle", "hidden_layers": [8], "epochs": 30, "n_samples": 200}
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def comparable(value):
+    """A result without what differs between two identical calls: timings, run ids, file names."""
+    volatile = ("time", "_s", "per_s", "path", "uri", "run_id")
+    if isinstance(value, dict):
+        return {k: comparable(v) for k, v in value.items() if not any(w in k for w in volatile)}
+    return [comparable(v) for v in value] if isinstance(value, list) else value
 
 
 @pytest.fixture
@@ -138,6 +147,18 @@ async def test_a_short_call_within_wait_s_returns_the_direct_result_in_one_round
                 g.pop("wall_time_s"), w.pop("wall_time_s"), g.pop("epochs_per_s"), w.pop("epochs_per_s")
         assert got == want
     assert [(j["tool"], j["status"]) for j in jobs] == [("train_toy_mlp", "completed")]
+
+
+async def test_a_result_no_longer_held_in_memory_is_answered_from_disk_the_same(cfg, monkeypatch):
+    """The runner keeps only the newest outputs in memory (flat RSS); the waiting call then reads the result back."""
+    async with _client(cfg, timeout=None) as c:
+        held = await c.call_tool("train_toy_mlp", SMALL)
+        monkeypatch.setattr(JobRunner, "KEEP_OUTPUTS", 0)
+        from_disk = await c.call_tool("train_toy_mlp", SMALL)
+    assert not held.is_error and not from_disk.is_error and "job_id" not in from_disk.structured_content
+    assert comparable(from_disk.structured_content) == comparable(held.structured_content)
+    assert [b.type for b in from_disk.content] == [b.type for b in held.content]
+    assert [b.data for b in from_disk.content if b.type == "image"]  # the pictures too
 
 
 async def test_cancel_job_ends_a_queued_and_a_running_job_within_a_second(cfg):

@@ -368,3 +368,21 @@ def test_history_cap_also_applies_at_start_up(tmp_path):
     time.sleep(0.1)
     assert len(JobRunner(tmp_path / "jobs", JobSettings(max_history=2)).list("local")) == 2
     assert len(list((tmp_path / "jobs").iterdir())) == 2
+
+
+def test_only_the_newest_completed_outputs_stay_in_memory_older_results_come_from_disk(tmp_path):
+    """Each kept job holding its PNGs and result grew the server by a long call's result size per call."""
+    r = JobRunner(tmp_path / "jobs", JobSettings(max_history=50))
+    jobs = []
+    for i in range(JobRunner.KEEP_OUTPUTS + 6):
+        job = r.submit("t", {"i": i}, quick(i, png=bytes([i]) * 1000))
+        assert job.ended.wait(5)
+        jobs.append(job)
+    held = [j for j in jobs if j.output is not None]
+    assert held == jobs[-JobRunner.KEEP_OUTPUTS :]
+    assert all(j.fn is None for j in jobs)  # the closures (the call's arguments) are released too
+    for i, job in enumerate(jobs):  # every kept job's result is still there, the same, from disk or memory
+        result = r.result(job)
+        assert result is not None and result.data == {"value": i} and result.summary == f"value {i}"
+        assert result.images[0].png == bytes([i]) * 1000 and result.images[0].caption == "pic"
+    r.shutdown()

@@ -9,6 +9,11 @@ progress report). Status changes are written at once; progress and partial resul
 `save_interval_s`. At start-up, jobs that were queued or running when the server stopped become `interrupted`,
 keeping their last partial result. Finished jobs beyond `max_history` or `max_history_mb` are deleted, oldest
 finished first.
+
+Memory: a finished job keeps its record in memory (small); its output (result and PNGs, 50 KB to MBs) stays in
+memory only for the `KEEP_OUTPUTS` most recent completed jobs, for the call that waits on it. Older results are
+read back from disk. Keeping every kept job's output made the server grow by the size of each long call's
+result (300 KB per train_tiny_gpt call) until `max_history` (100) jobs.
 """
 
 from __future__ import annotations
@@ -137,6 +142,8 @@ class JobReporter:
 class JobRunner:
     """Jobs of one server: submit, look up (scoped to an owner), list, cancel; persisted under `folder`."""
 
+    KEEP_OUTPUTS = 4  # the newest completed jobs keep their output in memory; the others read it from disk
+
     def __init__(self, folder: Path, settings: JobSettings | None = None, *, save_interval_s: float = 1.0):
         self.settings = settings or JobSettings()
         self.store = JobStore(folder)
@@ -145,6 +152,7 @@ class JobRunner:
         self._jobs: dict[str, Job] = {}
         self._queue: deque[Job] = deque()
         self._heavy_running = 0
+        self._with_output: deque[Job] = deque()  # completed jobs holding their output, oldest first
         self._recover()
         self._prune()
 
@@ -266,6 +274,7 @@ class JobRunner:
             self._save(job)
             self._execute(job)
         finally:
+            job.fn = None  # its closure holds the call's arguments
             job.ended.set()
             self._release(job)
 
@@ -284,6 +293,14 @@ class JobRunner:
             self.store.save_result(job.job_id, result)  # before the record says completed
             job.output = output
             self._finish(job, "completed")
+            self._keep_output(job)
+
+    def _keep_output(self, job: Job) -> None:
+        """Hold `job`'s output in memory, dropping the oldest held beyond KEEP_OUTPUTS (they stay on disk)."""
+        with self._lock:
+            self._with_output.append(job)
+            while len(self._with_output) > self.KEEP_OUTPUTS:
+                self._with_output.popleft().output = None
 
     def _release(self, job: Job) -> None:
         """Free the job's heavy slot and start the next queued job, then prune the history."""
