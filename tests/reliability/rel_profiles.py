@@ -113,6 +113,8 @@ TOOL_PROFILES: dict[str, dict[str, Any]] = {
         "fuzz_valid": 3,
         "fuzz_invalid": 8,
     },
+    # sample_text needs a run trained first (no long profile): tests/tools/test_sampling_cancel.py checks that
+    # every token is a cancellation point.
     "sample_text": {"base": lambda cfg: {"max_new_tokens": 2}, "image_args": []},
     # The job tools answer about other calls (their results depend on what ran before): fuzzed, not compared.
     "job_status": {"stateful": True, "image_args": []},
@@ -151,6 +153,7 @@ TOOL_PROFILES: dict[str, dict[str, Any]] = {
     },  # fmt: skip
     "compare_gpt_stages": {
         "base": lambda cfg: {"runs": ["builtin"], "n_eval": 5},
+        "long": lambda cfg: {"n_eval": 2000, "max_new_tokens": 256},  # seconds of greedy decoding
         "valid": lambda cfg: {"n_eval": _sts().integers(1, 10), "n_examples": _sts().integers(1, 3)},
         "image_args": [],
     },

@@ -42,7 +42,7 @@ def evaluate(
     for start in range(0, len(items), EVAL_CHUNK):
         reporter.check_cancelled()
         chunk = [encode(tokenizer, it.prompt) for it in items[start : start + EVAL_CHUNK]]
-        all_ids += sample_many(model, chunk, max_new_tokens, stop, 0.0, None)
+        all_ids += sample_many(model, chunk, max_new_tokens, stop, 0.0, None, reporter.check_cancelled)
     for it, ids in zip(items, all_ids, strict=True):
         text = decode_completion(tokenizer, ids)
         finished = stop is not None and bool(ids) and ids[-1] == stop

@@ -233,7 +233,9 @@ def _grpo_batch(
     model.eval()  # sampling: no dropout
     reporter.check_cancelled()
     prompts = [policy.encode(tok, it.prompt) for it in items for _ in range(G)]  # P*G, each prompt G times
-    completions = policy.sample_many(model, prompts, args.max_new_tokens, stop, args.temperature, gen)
+    completions = policy.sample_many(
+        model, prompts, args.max_new_tokens, stop, args.temperature, gen, reporter.check_cancelled
+    )
     scores = []
     for k, ids in enumerate(completions):
         it = items[k // G]

@@ -8,7 +8,7 @@ Every stage (base, SFT, DPO, GRPO) is a standard `transformers` folder: `AutoMod
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,10 +139,11 @@ def sample(
     stop: int | None,
     temperature: float,
     generator: torch.Generator | None,
+    check: Callable[[], None] | None = None,
 ) -> list[list[int]]:
     """One completion per prompt (prompts of equal length), token by token with a KV cache; each ends at
     `stop` (kept) or the cap. temperature 0 = greedy. Finished rows keep running (cheaper than reshaping the
-    cache) but their tokens are dropped.
+    cache) but their tokens are dropped. `check` runs before every token (a cancellation point).
     """
 
     n = len(prompts)
@@ -155,6 +156,8 @@ def sample(
     attention = torch.ones_like(x)
     with torch.no_grad():
         for _ in range(max_new_tokens):
+            if check is not None:
+                check()
             res = model(input_ids=x, attention_mask=attention, cache=past, use_cache=True)
             past = res.cache
             logits = res.logits[:, -1].float()  # (n, V)
@@ -181,6 +184,7 @@ def sample_many(
     stop: int | None,
     temperature: float,
     generator: torch.Generator | None,
+    check: Callable[[], None] | None = None,
 ) -> list[list[int]]:
     """`sample` over prompts of any lengths: one batch per prompt length (no padding inside a batch)."""
     by_len: dict[int, list[int]] = {}
@@ -190,7 +194,7 @@ def sample_many(
     for idx in by_len.values():
         for i, ids in zip(
             idx,
-            sample(model, [prompts[i] for i in idx], max_new_tokens, stop, temperature, generator),
+            sample(model, [prompts[i] for i in idx], max_new_tokens, stop, temperature, generator, check),
             strict=True,
         ):
             out[i] = ids

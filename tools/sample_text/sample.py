@@ -86,7 +86,16 @@ def sample_text(args: SampleTextInput, cfg: LabConfig, reporter: Reporter) -> To
         tok.eos_token_id if args.model_path is not None else None
     )  # our runs use <|endoftext|> as a separator
     steps = generate(
-        model, prompt_ids, args.max_new_tokens, block, gen, args.temperature, args.top_k, args.top_p, eos
+        model,
+        prompt_ids,
+        args.max_new_tokens,
+        block,
+        gen,
+        args.temperature,
+        args.top_k,
+        args.top_p,
+        eos,
+        check=reporter.check_cancelled,
     )
 
     def text_of(i: int) -> str:

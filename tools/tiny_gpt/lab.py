@@ -137,7 +137,12 @@ def train_tiny_gpt(args: TrainTinyGptInput, cfg: LabConfig, reporter: Reporter) 
 
     def on_eval(step: int, log) -> None:
         steps = generate(
-            model, prompt_ids, args.sample_tokens, s["block_size"], torch.Generator().manual_seed(args.seed)
+            model,
+            prompt_ids,
+            args.sample_tokens,
+            s["block_size"],
+            torch.Generator().manual_seed(args.seed),
+            check=reporter.check_cancelled,
         )
         samples.append(
             Sample(step=step, text=tok.decode([st.token_id for st in steps], skip_special_tokens=False))

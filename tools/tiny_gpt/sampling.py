@@ -5,6 +5,7 @@ Shared by train_tiny_gpt (samples during training) and sample_text.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -51,21 +52,36 @@ def generate(
     top_k: int | None = None,
     top_p: float | None = None,
     stop_id: int | None = None,
+    check: Callable[[], None] | None = None,
 ) -> list[Step]:
-    """Continue `prompt_ids`. Uses the KV cache; when the context is full, restarts on the last block - 1 tokens."""
+    """Continue `prompt_ids`. Uses the KV cache; when the context is full, restarts on the last block - 1 tokens.
+    `check` runs before every token (a cancellation point)."""
 
     with torch.no_grad():
         return _generate(
-            model, prompt_ids, max_new_tokens, block_size, generator, temperature, top_k, top_p, stop_id
+            model,
+            prompt_ids,
+            max_new_tokens,
+            block_size,
+            generator,
+            temperature,
+            top_k,
+            top_p,
+            stop_id,
+            check,
         )
 
 
-def _generate(model, prompt_ids, max_new_tokens, block_size, generator, temperature, top_k, top_p, stop_id):
+def _generate(
+    model, prompt_ids, max_new_tokens, block_size, generator, temperature, top_k, top_p, stop_id, check
+):
     was_training = model.training
     model.eval()
     seq = list(prompt_ids[-block_size:]) or [0]
     feed, past, steps = seq, None, []
     for _ in range(max_new_tokens):
+        if check is not None:
+            check()
         if past is not None and past.get_seq_length() >= block_size:
             feed, past = seq[-(block_size - 1) :], None  # crop, as nanoGPT does
         out = model(input_ids=torch.tensor([feed]), cache=past, use_cache=True)
