@@ -15,11 +15,13 @@ import pytest
 from rel_harness import STATS, base_args, check_result, make_cfg
 from rel_process import rss_mb, stdio_client
 
-# RSS growth per call after warm-up. Issue 15's target is 30; with the LLM-lab tools in the mix (each
-# train_tiny_gpt / finetune_gpt call saves a transformers folder) the clean-clone CI run measured 98.6 KB/call
-# (second half 161), so the bound guards against gross leaks (the pre-fix figure was ~300 KB/call) until the
-# LLM tools' growth is found; bench/bench_memory_soak.py measures the mix.
-KB_PER_CALL = 300
+# RSS growth per call after warm-up. With the LLM-lab tools in the mix it measured 98.6 KB/call on a clean clone
+# (second half 161): the job runner kept every kept job's output (result + PNGs) in memory, up to 100 jobs. Now
+# only the newest 4 are held (tools/jobs/runner.py); this test then measured 82.5 KB/call (second half 87) on a
+# busy machine: its 3 warm-up rounds are too few for the bounded caches (job records, matplotlib's text cache,
+# oneDNN primitives) to fill, while the 2000-call soak after 100 warm-up calls (bench/bench_memory_soak.py)
+# measured 9.7 KB/call. Issue 15's 30 KB/call bound needs a longer warm-up than this test can afford.
+KB_PER_CALL = 150
 WARMUP_ROUNDS = 3
 
 
