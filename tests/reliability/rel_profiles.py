@@ -153,7 +153,8 @@ TOOL_PROFILES: dict[str, dict[str, Any]] = {
     },  # fmt: skip
     "compare_gpt_stages": {
         "base": lambda cfg: {"runs": ["builtin"], "n_eval": 5},
-        "long": lambda cfg: {"n_eval": 2000, "max_new_tokens": 256},  # seconds of greedy decoding
+        # seconds of greedy decoding: 6 stages x 2000 prompts (the cancel must land before the drawing)
+        "long": lambda cfg: {"runs": ["builtin"] * 6, "n_eval": 2000, "max_new_tokens": 256},
         "valid": lambda cfg: {"n_eval": _sts().integers(1, 10), "n_examples": _sts().integers(1, 3)},
         "image_args": [],
     },
