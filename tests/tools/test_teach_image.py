@@ -171,6 +171,15 @@ def test_teach_image_model_saves_lists_and_generate_image_uses_it(cfg: LabConfig
     assert WORD not in [u.word for u in gen.result.unknown_words]
     assert r.token_id in gen.result.tokens.ids
 
+    # lora_scale reaches the hires fix's re-sampling pass too: at scale 0 both passes are the base model's
+    hires = dict(prompt="a red circle in the center on a blue background", steps=4, hires_scale=2.0)
+    base = generate.run(generate.GenerateInput(**hires), cfg).result
+    off = generate.run(generate.GenerateInput(**hires, lora=r.lora_id, lora_scale=0.0), cfg).result
+    on = generate.run(generate.GenerateInput(**hires, lora=r.lora_id, lora_scale=1.0), cfg).result
+    pixels = [np.asarray(Image.open(x.images[0].path), dtype=np.int16) for x in (base, off, on)]
+    assert np.array_equal(pixels[0], pixels[1])
+    assert not np.array_equal(pixels[0], pixels[2])
+
 
 def test_teach_image_model_stops_when_cancelled(cfg: LabConfig, star_files):
     class CancelAfterStep1(NullReporter):

@@ -47,6 +47,7 @@ def hires_fix(
     guidance: float,
     seed: int,
     reporter: Reporter,
+    cross_attention_kwargs: dict | None = None,  # {"scale": lora_scale} when a LoRA is loaded
 ) -> HiresPass:
     t0 = time.perf_counter()
     upscaled = upscale_latent(latents, *size)
@@ -75,6 +76,7 @@ def hires_fix(
             output_type="latent",
             generator=torch.Generator(device="cpu").manual_seed(seed),
             callback_on_step_end=on_step_end,
+            cross_attention_kwargs=cross_attention_kwargs,
             return_dict=False,
         )[0]
     return HiresPass(upscaled, out, n, time.perf_counter() - t0)

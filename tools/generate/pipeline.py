@@ -387,6 +387,7 @@ def generate(args: GenerateInput, cfg: LabConfig, reporter: Reporter | None = No
                     guidance=guidance,
                     seed=args.seed,
                     reporter=reporter,
+                    cross_attention_kwargs=call.get("cross_attention_kwargs"),
                 )
             latents = hires_pass.latents
             width, height = hires_size
