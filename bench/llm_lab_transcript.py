@@ -78,12 +78,12 @@ async def main() -> None:
         t0 = time.perf_counter()
         res = await c.call_tool(
             "train_tiny_gpt",
-            {"preset": "quick", "corpus_path": str(mine), "time_budget_s": 400.0},
+            {"preset": "quick", "corpus_path": str(mine)},  # the preset's own 25 s budget: one call
             progress_callback=on_progress,
         )
         wall = time.perf_counter() - t0
         print("Progress notifications the client received:\n\n```text\n" + "\n".join(progress) + "\n```\n")
-        show('train_tiny_gpt(preset="quick", corpus_path="my_notes.txt", time_budget_s=400)', res, "llm_quick_curves.png",
+        show('train_tiny_gpt(preset="quick", corpus_path="my_notes.txt")', res, "llm_quick_curves.png",
              ("parameters", "parameter_breakdown", "baselines", "final_val_loss", "tokens_per_s", "torch_threads"))  # fmt: skip
         print(f"(whole call, client side: {wall:.1f} s)\n")
         run = res.structured_content
