@@ -11,7 +11,7 @@
 Ray runs torch with one thread per task (OMP_NUM_THREADS = the task's CPUs); `--threads 1` gives the local backend
 the same, so that the comparison is of the backends, not of thread counts.
 
-    python bench/bench_ray_jobs.py [--repeats 7] [--jobs 8] [--threads 1]
+    python bench/bench_ray_jobs.py [--repeats 7] [--jobs 8] [--epochs 300] [--threads 1]
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from tools.config import JobSettings, LabConfig
 from tools.jobs import make_runner
 
 SHORT = {"dataset": "circle", "epochs": 30, "n_samples": 200, "hidden_layers": [8], "wait_s": 55}
-TRAINING = toy_mlp.TrainToyMlpInput(seed=0)  # the playground default: 300 epochs
 
 
 def start_ray(num_cpus: int) -> str:
@@ -59,7 +58,7 @@ async def overhead(tmp: Path, repeats: int) -> tuple[float, float]:
     return statistics.median(times["local"]), statistics.median(times["ray"])
 
 
-def throughput(folder: Path, settings: JobSettings, n_jobs: int) -> float:
+def throughput(folder: Path, settings: JobSettings, n_jobs: int, training: toy_mlp.TrainToyMlpInput) -> float:
     """Jobs per second for `n_jobs` trainings submitted at once and all waited for."""
     cfg = LabConfig.create(folder, jobs=settings)
     runner = make_runner(folder / "jobs", settings)
@@ -68,7 +67,7 @@ def throughput(folder: Path, settings: JobSettings, n_jobs: int) -> float:
     assert all(w.wait_finished(120) for w in warm)  # imports and Ray workers warmed outside the timing
     t = time.perf_counter()
     jobs = [
-        runner.submit("train_toy_mlp", {}, lambda rep: toy_mlp.run(TRAINING, cfg, rep)) for _ in range(n_jobs)
+        runner.submit("train_toy_mlp", {}, lambda rep: toy_mlp.run(training, cfg, rep)) for _ in range(n_jobs)
     ]
     for job in jobs:
         assert job.wait_finished(600) and job.record.status == "completed", job.record
@@ -79,6 +78,9 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--jobs", type=int, default=8)
+    p.add_argument(
+        "--epochs", type=int, default=300, help="epochs of each training (300: the playground default)"
+    )
     p.add_argument(
         "--threads", type=int, default=0, help="torch threads of the local backend (0: torch's default)"
     )
@@ -93,13 +95,14 @@ def main() -> None:
         local_s, ray_s = asyncio.run(overhead(tmp, args.repeats))
         print(f"short call (median of {args.repeats}): local {local_s * 1000:.0f} ms, ray {ray_s * 1000:.0f} ms, "
               f"Ray adds {(ray_s - local_s) * 1000:.0f} ms (ratio {ray_s / local_s:.2f})")  # fmt: skip
-        ref = throughput(tmp / "t-local", JobSettings(max_heavy=1), args.jobs)
+        training = toy_mlp.TrainToyMlpInput(seed=0, epochs=args.epochs)
+        ref = throughput(tmp / "t-local", JobSettings(max_heavy=1), args.jobs, training)
         rates = {}
         for cpus in (1, 2):
             start_ray(cpus)
-            rates[cpus] = throughput(tmp / f"t-ray{cpus}", JobSettings(backend="ray"), args.jobs)
+            rates[cpus] = throughput(tmp / f"t-ray{cpus}", JobSettings(backend="ray"), args.jobs, training)
         ray.shutdown()
-    print(f"{args.jobs} trainings at once (300 epochs each), jobs/s:")
+    print(f"{args.jobs} trainings at once ({args.epochs} epochs each), jobs/s:")
     print(f"  local, one heavy slot (reference, {args.threads or 'default'} torch threads): {ref:.3f}")
     for cpus, rate in rates.items():
         print(f"  ray, {cpus} worker CPU(s):          {rate:.3f} ({rate / ref:.2f}x local)")

@@ -260,3 +260,34 @@ def test_output_storage_that_a_node_cannot_reach_is_refused_naming_the_node(ray_
     with pytest.raises(BackendUnavailable, match=r"not shared storage: 10\.9\.9\.9 \(node abababab\)"):
         check_shared_storage(tmp_path, real + [ghost], timeout_s=5)
     assert list(tmp_path.iterdir()) == []  # markers cleaned up
+
+
+def _swallows_interrupts(reporter):
+    """A job whose interrupts are swallowed (as one landing inside Ray's own code can be): only a kill ends it."""
+    end = time.monotonic() + 60
+    while time.monotonic() < end:
+        try:
+            reporter.progress(1, 2, "busy")
+            time.sleep(0.05)
+        except KeyboardInterrupt:
+            pass
+    raise AssertionError("never cancelled")
+
+
+def test_a_running_job_that_ignores_the_interrupt_is_still_cancelled_by_killing_its_worker(cfg):
+    from tools.jobs import make_runner
+
+    runner = make_runner(cfg.output_dir / "jobs", cfg.jobs)
+    from ray import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the Ray worker cannot import this test module
+    job = runner.submit("train_toy_mlp", {}, _swallows_interrupts, owner="local")
+    deadline = time.monotonic() + 60
+    while (rec := runner.store.load_record(job.job_id)) is None or rec.status != "running":
+        assert time.monotonic() < deadline, rec
+        time.sleep(0.1)
+    time.sleep(0.5)
+    t = time.monotonic()
+    rec = runner.cancel(runner.get(job.job_id, "local"))
+    assert rec.status == "cancelled" and time.monotonic() - t < 5, rec
+    assert rec.error and "partial result is kept" in rec.error

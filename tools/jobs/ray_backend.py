@@ -48,7 +48,7 @@ from tools.jobs.records import (
     new_job_id,
     now,
 )
-from tools.jobs.runner import BackendUnavailable, Job, JobFn, JobRunner, ended_by
+from tools.jobs.runner import CANCELLED_RUNNING, BackendUnavailable, Job, JobFn, JobRunner, ended_by
 
 log = logging.getLogger("ml_lab_mcp.jobs")
 
@@ -58,6 +58,9 @@ PUSH_S = 0.2  # the task sends its progress to the board at most this often
 POLL_S = 0.2  # a replica waiting on a job looks at it this often
 LOST_AFTER_S = (
     10.0  # an active record that the board has never heard of for this long was lost with the board
+)
+FORCE_CANCEL_S = (
+    1.5  # a running task the interrupt has not ended by then has its worker killed (see _force_cancel)
 )
 CANCEL_WAIT_S = 5.0  # how long cancel waits for the task to write `cancelled` (it stops at its next bytecode)
 CONNECT_TIMEOUT_S = 30.0
@@ -285,7 +288,17 @@ class JobBoard:
                 self._cancelled.add(job_id)
         if ref is not None:
             ray.cancel(ref)  # a waiting task is dropped; a running one gets KeyboardInterrupt
+            threading.Thread(target=self._force_cancel, args=(ref,), name="force cancel", daemon=True).start()
         return ref is not None
+
+    def _force_cancel(self, ref: Any) -> None:
+        """Kill the task's worker if the interrupt did not end it within FORCE_CANCEL_S: a KeyboardInterrupt that
+        lands inside Ray's own code (e.g. while the task reports progress to this board) can be swallowed there
+        (seen once on a cold CI machine: the job stayed `running`). The watcher then records it `cancelled`."""
+        ready, _ = ray.wait([ref], timeout=FORCE_CANCEL_S)
+        if not ready:
+            with contextlib.suppress(Exception):
+                ray.cancel(ref, force=True)
 
     def is_cancelled(self, job_id: str) -> bool:
         with self._lock:
@@ -309,7 +322,8 @@ class JobBoard:
                 except ray.exceptions.TaskCancelledError:
                     self._settle(folder, job_id, "cancelled", None)
                 except Exception as exc:  # noqa: BLE001 - the worker died, its node was lost, or Ray failed
-                    self._settle(folder, job_id, "failed", exc)
+                    # a worker killed by a forced cancel (or dying after a cancel) ends the job `cancelled`
+                    self._settle(folder, job_id, "cancelled" if self.is_cancelled(job_id) else "failed", exc)
 
     def _settle(self, folder: str, job_id: str, status: JobStatus, exc: BaseException | None) -> None:
         """Write the final record of a task that ended without writing one itself."""
@@ -318,7 +332,7 @@ class JobBoard:
         if record is None or record.status in FINISHED:
             return
         if status == "cancelled":
-            error = "cancelled before it started" if record.status == "queued" else "cancelled while running"
+            error = "cancelled before it started" if record.status == "queued" else CANCELLED_RUNNING
         else:
             error = (
                 f"the Ray worker running this job died ({type(exc).__name__}: {str(exc).splitlines()[0][:300]}). "
