@@ -280,7 +280,9 @@ def test_a_running_job_that_ignores_the_interrupt_is_still_cancelled_by_killing_
     runner = make_runner(cfg.output_dir / "jobs", cfg.jobs)
     from ray import cloudpickle
 
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the Ray worker cannot import this test module
+    cloudpickle.register_pickle_by_value(
+        sys.modules[__name__]
+    )  # the Ray worker cannot import this test module
     job = runner.submit("train_toy_mlp", {}, _swallows_interrupts, owner="local")
     deadline = time.monotonic() + 60
     while (rec := runner.store.load_record(job.job_id)) is None or rec.status != "running":
