@@ -35,6 +35,8 @@ WORKDIR /src
 COPY pyproject.toml README.m[d] LICENS[E] ./
 COPY tools ./tools
 COPY mcp_server ./mcp_server
+# The project itself (".${EXTRAS}", e.g. ".[ray]") is a local path, not a package to pin: hadolint reads it as one.
+# hadolint ignore=DL3013
 RUN --mount=type=secret,id=cacert \
     if [ -s /run/secrets/cacert ]; then export PIP_CERT=/run/secrets/cacert; fi; \
     if [ ! -f README.md ]; then echo "# ml-lab-mcp" > README.md; fi; \
