@@ -232,7 +232,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 model = AutoModelForCausalLM.from_pretrained({path!r})
 tok = AutoTokenizer.from_pretrained({path!r})
 ids = tok({prompt!r}, return_tensors="pt").input_ids
-print(tok.decode(model.generate(ids, max_new_tokens=60, do_sample=True)[0]))"""
+text = tok.decode(model.generate(ids, max_new_tokens=60, do_sample=True)[0])  # the continuation"""
 
 
 def _history(log) -> History:
