@@ -191,6 +191,27 @@ def put_it(p: Phrase) -> str:
     return p.join([first, p.bg_prep()], (", ", " "))
 
 
+def coloured_last(p: Phrase) -> str:
+    """'a big disk at the top left on purple, coloured white', 'a square, centre, over blue, colored red'."""
+    obj = " ".join(w for w in (p.size, p.noun()) if w)
+    colour = f"{p.rng.choice(COLOURED)} {p.colour}" if p.colour else None
+    return p.join([_article(obj, p.rng) + obj, p.pos_prep(), p.bg_prep(), colour], (" ", ", "))
+
+
+def free_order(p: Phrase) -> str:
+    """The three clauses in any order: 'against blue, in the lower left, a small red circle'."""
+    parts = [p.obj(), p.pos_prep(), p.bg_prep()]
+    p.rng.shuffle(parts)
+    return p.join(parts, (", ", " "))
+
+
+def it_is(p: Phrase) -> str:
+    """'a big circle in the top left on purple. it is white.' (the colour said in its own sentence)."""
+    obj = " ".join(w for w in (p.size, p.noun()) if w)
+    first = p.join([_article(obj, p.rng) + obj, p.pos_prep(), p.bg_prep()], (" ", ", "))
+    return p.join([first, f"it is {p.colour}" if p.colour else None], (". ", "; ", ", "))
+
+
 def v1_templates(p: Phrase) -> str:
     """The original training templates (tools/scenes.py) with canonical words, so old prompts keep working."""
     t = p.rng.choice(scenes._TEMPLATES)
@@ -251,6 +272,9 @@ TRAIN_FAMILIES: dict[str, Family] = {
     "two_sentences": two_sentences,
     "coloured": coloured,
     "put_it": put_it,
+    "coloured_last": coloured_last,
+    "free_order": free_order,
+    "it_is": it_is,
     "v1_templates": v1_templates,
 }
 HELD_OUT_FAMILIES: dict[str, Family] = {
