@@ -48,8 +48,7 @@ def one_round(client, cfg, k: int, proc=None) -> list[float]:
 
 def slope(xs: list[float], ys: list[float]) -> float:
     """Least-squares slope of ys against xs."""
-    mx, my = statistics.fmean(xs), statistics.fmean(ys)
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    return statistics.linear_regression(xs, ys).slope
 
 
 def soak(tmp_path, calls_wanted: int) -> dict:

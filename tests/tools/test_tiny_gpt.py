@@ -289,3 +289,34 @@ def test_the_quick_preset_on_the_builtin_english_corpus_beats_the_bigram_baselin
     r = train(TrainTinyGptInput(preset="quick", time_budget_s=600.0), cfg, NullReporter()).result
     assert r.stop_reason == "completed"
     assert r.final_val_loss < r.baselines.bigram_loss < r.baselines.uniform_loss
+
+
+def test_sample_text_reuses_a_loaded_model_until_its_files_change(tiny_run, tmp_path):
+    import shutil
+
+    from transformers import AutoModelForCausalLM
+
+    from tools.sample_text import sample as sample_mod
+
+    cfg0, r = tiny_run
+    folder = tmp_path / "model"
+    shutil.copytree(r.run_path, folder)
+    cfg = LabConfig.create(tmp_path / "out", [tmp_path])
+    args = SampleTextInput(model_path=str(folder), prompt="ma", temperature=0.0, max_new_tokens=6)
+    first = sample(args, cfg, NullReporter()).result
+    m1 = sample_mod.load(folder, "model_path", str(folder), cfg)[0]
+    assert sample_mod.load(folder, "model_path", str(folder), cfg)[0] is m1  # one load, reused
+    # new weights in the same folder (as a re-run would write): loaded again, and the text follows them
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    for p in model.parameters():
+        p.data.mul_(-1.0)
+    model.save_pretrained(folder)
+    m2 = sample_mod.load(folder, "model_path", str(folder), cfg)[0]
+    assert m2 is not m1
+    assert all(torch.equal(a, b) for a, b in zip(m2.parameters(), model.parameters(), strict=True))
+    again = sample(args, cfg, NullReporter()).result
+    assert [t.model_probability for t in again.tokens] != [t.model_probability for t in first.tokens]
+    # a stricter limit is checked, not answered from the cache
+    strict = LabConfig.create(tmp_path / "out", [tmp_path], limits=Limits(gpt_max_parameters=10))
+    with pytest.raises(InvalidArgument):
+        sample(args, strict, NullReporter())
