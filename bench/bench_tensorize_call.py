@@ -6,6 +6,8 @@ conversion a user would write, on a 12-megapixel JPEG made here with Pillow.
 Measured in one run, rounds interleaved so that background load hits every variant alike (best and median):
   by hand              Image.open(path).convert("RGB") -> torch.from_numpy(np.array(im)).permute(2, 0, 1)
                        .float() / 255 -> (x - mean) / std                     (the reference)
+  by hand, 1 thread    the same with torch.set_num_threads(1): shows whether the reference lost time to
+                       torch's threads contending with other work on the machine
   call, imagenet       call_tool("tensorize_image", {image, normalize="imagenet"}): decode, tensor, stats,
                        preview, picture (PNG), result, JSON-RPC over stdio, parsed by the client
   by hand, resize      the same with im.resize((1024, 768), BILINEAR) after the decode
@@ -94,8 +96,18 @@ async def run(opts: argparse.Namespace) -> None:
             r = await c.call_tool("tensorize_image", args)
             assert not r.is_error
 
+        threads = torch.get_num_threads()
+
+        def by_hand_one_thread() -> torch.Tensor:
+            torch.set_num_threads(1)
+            try:
+                return by_hand(path)
+            finally:
+                torch.set_num_threads(threads)
+
         variants = {
             "by hand, imagenet": lambda: by_hand(path),
+            "by hand, 1 torch thread": by_hand_one_thread,
             "call, imagenet": lambda: call(full),
             "by hand, resize 1024": lambda: by_hand(path, size),
             "call, resize 1024 + draft": lambda: call(small),
@@ -123,6 +135,10 @@ async def run(opts: argparse.Namespace) -> None:
     print(f"-> whole call / by hand (12 MP, imagenet, median): {r_full:.2f} (target <= 1.0)")
     print(f"-> whole call with resize 1024 + draft / by hand (median): {r_small:.2f} (target <= 0.6)")
     print(f"   ... / by hand with the same resize: {r_small_hand:.2f}; result on the wire ~{kb:.0f} KB")
+    r_one = statistics.median(times["call, imagenet"]) / statistics.median(times["by hand, 1 torch thread"])
+    print(
+        f"   whole call / by hand with torch on 1 thread (no thread contention in the reference): {r_one:.2f}"
+    )
 
 
 def main() -> None:
