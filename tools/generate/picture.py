@@ -1,12 +1,31 @@
-"""generate_image pictures: compact inline copies (tiny ones enlarged) and labelled strips (show_steps, strengths)."""
+"""generate_image pictures: latents decoded to pixels, saved PNGs, compact inline copies (tiny ones enlarged) and
+labelled strips (show_steps, strengths, hires_scale, show_latents)."""
 
 from __future__ import annotations
 
+from tools.config import LabConfig
+from tools.generate.schema import SavedImage
 from tools.images import to_inline_png
+from tools.paths import new_output_path, output_uri
 
 INLINE_MIN_SIDE = 256  # tiny images are shown enlarged (nearest neighbour) so the pixels stay visible
 FRAME_MIN_SIDE = 128  # strip frames are enlarged to this so a two-line label fits under each
 LABEL_FONT_PX = 11
+
+
+def decode_latents(pipe, latents):
+    """VAE decoder; the latent is unscaled first (the VAE's scaling_factor), then mapped to [0, 1] pixels."""
+    import torch
+
+    with torch.no_grad():
+        image = pipe.vae.decode(latents / pipe.vae.config.scaling_factor, return_dict=False)[0]
+    return pipe.image_processor.postprocess(image, output_type="pil", do_denormalize=[True] * image.shape[0])
+
+
+def save(im, cfg: LabConfig) -> SavedImage:
+    path = new_output_path(cfg, "generated", ".png")
+    im.save(path, format="PNG")
+    return SavedImage(path=str(path), uri=output_uri(cfg, path), width=im.width, height=im.height)
 
 
 def inline(im) -> bytes:

@@ -8,6 +8,8 @@ One path for every model (the built-in one and any Stable Diffusion folder), rea
      step reports progress, checks for cancellation and, with show_steps, records the model's current
      prediction of the clean latent;
   5. decode the latents with the VAE (timed: decode), save full-size PNGs, return compact inline copies.
+The lessons a call can ask for build their parts of the result in their own modules: show_steps and strengths
+in denoise_lessons.py, show_latents and hires_scale in latent_lessons.py; decoding and saving in picture.py.
 """
 
 from __future__ import annotations
@@ -21,25 +23,19 @@ from diffusers import StableDiffusionImg2ImgPipeline
 from tools import diffusion_models as dm
 from tools.common import InlineImage, InvalidArgument, NullReporter, Reporter, ToolOutput
 from tools.config import LabConfig
-from tools.generate import latent_lessons, picture
+from tools.generate import denoise_lessons, latent_lessons, picture
 from tools.generate.schema import (
     BUILTIN_GUIDANCE,
     SD_GUIDANCE,
     SHOW_FRAMES,
     GenerateInput,
     GenerateResult,
-    HiresInfo,
-    LatentView,
-    SavedImage,
     Shapes,
-    Sharpness,
-    StrengthPoint,
     Timings,
     TokenInfo,
     UnknownWord,
 )
 from tools.images import decode, open_image_input
-from tools.paths import new_output_path, output_uri
 from tools.teach_image import use as teach_use
 
 # ------------------------------------------------------------------ step 1: checks
@@ -92,30 +88,6 @@ def check_arguments(args: GenerateInput, cfg: LabConfig) -> tuple[dm.ModelInfo, 
     return info, width, height
 
 
-def check_hires(args: GenerateInput, info: dm.ModelInfo, width: int, height: int, cfg: LabConfig):
-    """hires_scale: the upscaled (width, height), checked against the model's grid and the size limits."""
-    if args.hires_scale is None:
-        return None
-    m, top, cap = info.size_multiple, info.max_side, cfg.limits.max_generate_pixels
-    size = (round(width * args.hires_scale), round(height * args.hires_scale))
-    fits = [
-        k / 4
-        for k in range(5, 17)
-        if all(round(v * k / 4) % m == 0 and round(v * k / 4) <= top for v in (width, height))
-        and round(width * k / 4) * round(height * k / 4) <= cap
-    ]
-    if any(v % m or v > top for v in size) or size[0] * size[1] > cap or info.latent_channels != 4:
-        raise InvalidArgument(
-            "hires_scale",
-            args.hires_scale,
-            f"{width}x{height} upscaled to {size[0]}x{size[1]}, but model {info.name!r} needs multiples of {m} "
-            f"up to {top} a side and at most {cap} pixels (max_generate_pixels)"
-            + (f"; scales that fit: {', '.join(f'{k:g}' for k in fits)}" if fits else "; no scale fits")
-            + ("" if info.latent_channels == 4 else "; and a 4-channel latent"),
-        )
-    return size
-
-
 # ------------------------------------------------------------------ helpers
 
 
@@ -145,12 +117,6 @@ def token_info(tokenizer, text: str) -> TokenInfo:
         truncated=truncated,
         dropped_text=dropped,
     )
-
-
-def _save(im, cfg: LabConfig) -> SavedImage:
-    path = new_output_path(cfg, "generated", ".png")
-    im.save(path, format="PNG")
-    return SavedImage(path=str(path), uri=output_uri(cfg, path), width=im.width, height=im.height)
 
 
 @contextmanager
@@ -184,68 +150,6 @@ def _cancellable(unet, reporter: Reporter):
             h.remove()
 
 
-class _PredictionRecorder:
-    """show_steps: keep the UNet's last input/output to compute its prediction of the clean latent.
-
-    Every diffusers scheduler feeds the UNet the variance-preserving x_t (Euler-type ones scale it first),
-    so x0 follows from alphas_cumprod[t] and the prediction type alone, whatever the sampler.
-    """
-
-    def __init__(self, pipe, guidance_scale: float):
-        self.pipe, self.guidance = pipe, guidance_scale
-        self.last = None
-        self.first = None  # the first UNet input: the noised start latent (img2img) or the pure noise
-        self.handle = pipe.unet.register_forward_hook(self._hook, with_kwargs=True)
-
-    def _hook(self, module, args, kwargs, output):
-        sample = args[0] if args else kwargs["sample"]
-        t = args[1] if len(args) > 1 else kwargs["timestep"]
-        self.last = (sample.detach(), t, output[0].detach())
-        if self.first is None:
-            self.first = (
-                sample.detach().chunk(2)[1] if self.pipe.do_classifier_free_guidance else sample.detach()
-            )
-
-    def noise_level(self, t) -> float | None:
-        """sqrt(1 - alpha_bar_t): the share of noise in x_t (0 clean, 1 pure noise)."""
-        alphas = getattr(self.pipe.scheduler, "alphas_cumprod", None)
-        if alphas is None:
-            return None
-        ti = int(round(float(torch.as_tensor(t).flatten()[0])))
-        return float((1 - alphas[min(max(ti, 0), len(alphas) - 1)]).sqrt())
-
-    def x0(self):
-        sample, t, out = self.last
-        if self.pipe.do_classifier_free_guidance:
-            uncond, cond = out.chunk(2)
-            out = uncond + self.guidance * (cond - uncond)
-            sample = sample.chunk(2)[1]
-        alphas = (
-            self.pipe.scheduler.alphas_cumprod if hasattr(self.pipe.scheduler, "alphas_cumprod") else None
-        )
-        if alphas is None:
-            return sample
-        ti = int(round(float(torch.as_tensor(t).flatten()[0])))
-        a = alphas[min(max(ti, 0), len(alphas) - 1)].to(sample.device, sample.dtype)
-        kind = self.pipe.scheduler.config.prediction_type
-        if kind == "v_prediction":
-            return a.sqrt() * sample - (1 - a).sqrt() * out
-        if kind == "epsilon":
-            return (sample - (1 - a).sqrt() * out) / a.sqrt()
-        return out
-
-    def close(self):
-        self.handle.remove()
-
-
-def decode_latents(pipe, latents):
-    """VAE decoder; the latent is unscaled first (the VAE's scaling_factor), then mapped to [0, 1] pixels."""
-
-    with torch.no_grad():
-        image = pipe.vae.decode(latents / pipe.vae.config.scaling_factor, return_dict=False)[0]
-    return pipe.image_processor.postprocess(image, output_type="pil", do_denormalize=[True] * image.shape[0])
-
-
 # ------------------------------------------------------------------ the tool
 
 
@@ -277,15 +181,13 @@ def generate(args: GenerateInput, cfg: LabConfig, reporter: Reporter | None = No
     t_start = time.perf_counter()
     # 1. checks (no torch yet); the init image is opened (header only) and refused early if unusable
     info, width, height = check_arguments(args, cfg)
-    hires_size = check_hires(args, info, width, height, cfg)
+    hires_size = latent_lessons.check_hires(args, info, width, height, cfg)
     adapter = teach_use.check(args, cfg, info.path)  # generate_image(lora=...): a taught word, or None
     init = None
     if args.init_image is not None:
         src = open_image_input(args.init_image, cfg, "init_image")
         init = decode(src.image, "init_image", src.description).convert("RGB").resize((width, height))
     reporter.check_cancelled()
-
-    import numpy as np
 
     # 2. pipeline (cached) and scheduler
     t0 = time.perf_counter()
@@ -327,7 +229,7 @@ def generate(args: GenerateInput, cfg: LabConfig, reporter: Reporter | None = No
         steps_run = int(args.steps * args.strength) if init is not None else args.steps
         shown_at = sorted({round(i * (steps_run - 1) / (SHOW_FRAMES - 1)) for i in range(SHOW_FRAMES)})
         frames: list = []  # (step, label, predicted clean latent)
-        recorder = _PredictionRecorder(pipe, guidance) if args.show_steps else None
+        recorder = denoise_lessons.PredictionRecorder(pipe, guidance) if args.show_steps else None
         strengths = args.strengths or [args.strength]
 
         def on_step_end(p, i, t, kwargs):
@@ -395,53 +297,24 @@ def generate(args: GenerateInput, cfg: LabConfig, reporter: Reporter | None = No
         # 5. decode, save, inline
         t0 = time.perf_counter()
         if args.strengths is None:
-            pictures = decode_latents(pipe, latents)
+            pictures = picture.decode_latents(pipe, latents)
         else:  # one picture per strength, in the order given
-            pictures = [decode_latents(pipe, lat)[0] for _, _, lat in swept]
+            pictures = [picture.decode_latents(pipe, lat)[0] for _, _, lat in swept]
         decode_s = time.perf_counter() - t0
-        saved = [_save(im, cfg) for im in pictures]
+        saved = [picture.save(im, cfg) for im in pictures]
         inline = [
             InlineImage(
                 png=picture.inline(im), caption=f"{args.model}: {args.prompt!r} (seed {args.seed}, #{k})"
             )
             for k, im in enumerate(pictures)
         ]
-        strip, labels = None, []
-        if frames:
-            shown = [decode_latents(pipe, x0)[0] for _, _, x0 in frames]
-            labels = [label for _, label, _ in frames]
-            if init is not None and recorder is not None and recorder.first is not None:
-                # the strip starts where img2img starts: the input, then the input noised to the strength's level
-                shown = [init, decode_latents(pipe, recorder.first[:1])[0], *shown]
-                labels = ["input", f"noised start\n(strength {args.strength:g})", *labels]
-            strip_im = picture.strip(shown, labels)
-            strip = _save(strip_im, cfg)
-            inline.append(
-                InlineImage(
-                    png=picture.inline(strip_im),
-                    caption="prediction of the final image at steps "
-                    + ", ".join(str(s) for s, _, _ in frames),
-                )
-            )
-        hires = _hires_info(args, pipe, cfg, hires_pass, first_latents, pictures, inline)
-        latent_view = _latent_view(args, pipe, cfg, info, latents, pictures, inline)
-        sweep, sweep_strip = [], None
-        if args.strengths is not None and init is not None:
-            ref = np.asarray(init, dtype=np.float32)
-            for (strength, n, _), im, kept in zip(swept, pictures, saved, strict=True):
-                diff = float(np.abs(np.asarray(im, dtype=np.float32) - ref).mean())  # 0-255 scale
-                sweep.append(
-                    StrengthPoint(strength=strength, steps_run=n, mean_abs_diff=round(diff, 3), image=kept)
-                )
-            labels = ["input", *(f"strength {p.strength:g}\ndiff {p.mean_abs_diff:.1f}" for p in sweep)]
-            strip_im = picture.strip([init, *pictures], labels)
-            sweep_strip = _save(strip_im, cfg)
-            inline.append(
-                InlineImage(
-                    png=picture.inline(strip_im),
-                    caption="strength sweep (same seed): " + ", ".join(f"{p.strength:g}" for p in sweep),
-                )
-            )
+        strip, labels = denoise_lessons.steps_strip(args, pipe, cfg, frames, init, recorder, inline)
+        hires = latent_lessons.hires_info(args, pipe, cfg, hires_pass, first_latents, pictures, inline)
+        latent_view = latent_lessons.latent_view(args, pipe, cfg, info, latents, pictures, inline)
+        sweep, sweep_strip, sweep_labels = denoise_lessons.strength_sweep(
+            args, cfg, init, swept, pictures, saved, inline
+        )
+        labels = sweep_labels or labels  # with strengths, frame_labels are the sweep strip's
         result = GenerateResult(
             model=info.name,
             model_path=info.path,
@@ -502,84 +375,7 @@ def generate(args: GenerateInput, cfg: LabConfig, reporter: Reporter | None = No
                 f"{said}. Rephrase with its vocabulary (list_models)."
             )
         if hires is not None:
-            sh = hires.sharpness
-            summary += (
-                f"\nHires fix: latent {hires.first_pass_latent[2:]} -> {hires.upscaled_latent[2:]} (x{hires.scale:g}), "
-                f"re-sampled {hires.steps_run} steps at strength {hires.strength:g}; sharpness (Laplacian variance) "
-                f"plain latent upscale {sh.plain_upscale:.0f}, re-sampled "
-                f"{sh.resampled:.0f}. Strip: {hires.strip.uri}"
-            )
+            summary += "\n" + latent_lessons.hires_summary(hires)
         if latent_view is not None:
-            summary += (
-                f"\nLatent of image #0: {'x'.join(map(str, latent_view.shape))} (image / {latent_view.downscale} a "
-                f"side); channel means "
-                + ", ".join(f"{c.mean:+.2f}" for c in latent_view.channels)
-                + f"; heatmaps: {latent_view.picture.uri}"
-            )
+            summary += "\n" + latent_lessons.latent_summary(latent_view)
         return ToolOutput(result=result, images=inline, summary=summary)
-
-
-def _hires_info(args, pipe, cfg, hires_pass, first_latents, pictures, inline) -> HiresInfo | None:
-    """hires_scale: decode the first pass and the plain upscale, save them and the side-by-side strip."""
-    if hires_pass is None:
-        return None
-    first = decode_latents(pipe, first_latents[:1])[0]
-    plain = pictures[0] if hires_pass.steps_run == 0 else decode_latents(pipe, hires_pass.upscaled[:1])[0]
-    from PIL import Image
-
-    enlarged = first.resize(pictures[0].size, Image.Resampling.NEAREST)
-    sharp = Sharpness(
-        plain_upscale=round(latent_lessons.laplacian_variance(plain), 2),
-        resampled=round(latent_lessons.laplacian_variance(pictures[0]), 2),
-    )
-    labels = [
-        f"first pass {first.width}x{first.height}\n(pixels enlarged)",
-        f"latent upscale x{args.hires_scale:g}\nsharpness {sharp.plain_upscale:.0f}",
-        f"re-sampled, strength {args.hires_strength:g}\nsharpness {sharp.resampled:.0f}",
-    ]
-    strip_im = picture.strip([enlarged, plain, pictures[0]], labels)
-    inline.append(
-        InlineImage(
-            png=picture.inline(strip_im),
-            caption="hires fix: first pass, plain latent upscale, re-sampled",
-        )
-    )
-    return HiresInfo(
-        scale=args.hires_scale,
-        strength=args.hires_strength,
-        steps_run=hires_pass.steps_run,
-        first_pass_latent=list(first_latents.shape),
-        upscaled_latent=list(hires_pass.upscaled.shape),
-        first_pass=_save(first, cfg),
-        plain_upscale=_save(plain, cfg),
-        strip=_save(strip_im, cfg),
-        sharpness=sharp,
-        seconds=round(hires_pass.seconds, 4),
-    )
-
-
-def _latent_view(args, pipe, cfg, info, latents, pictures, inline) -> LatentView | None:
-    """show_latents: the first image's final latent (C, h, w) as heatmaps on one shared scale, with stats."""
-    if not args.show_latents:
-        return None
-    lat = latents[0].detach().float().cpu()  # (C, h, w)
-    limit = max(float(lat.abs().max()), 1e-6)
-    stats = latent_lessons.channel_stats(lat)
-    shape = list(lat.shape)
-    labels = [f"image {pictures[0].width}x{pictures[0].height}\nlatent {'x'.join(map(str, shape))}"] + [
-        f"channel {c.channel}\nmean {c.mean:+.2f} std {c.std:.2f}" for c in stats
-    ]
-    im = picture.latent_channels(pictures[0], lat.numpy(), limit, labels)
-    inline.append(
-        InlineImage(
-            png=picture.inline(im),
-            caption=f"latent {'x'.join(map(str, shape))} by channel (blue -{limit:.2f}, white 0, red +{limit:.2f})",
-        )
-    )
-    return LatentView(
-        shape=shape,
-        downscale=info.latent_downscale,
-        channels=stats,
-        colour_limit=round(limit, 4),
-        picture=_save(im, cfg),
-    )
