@@ -15,14 +15,15 @@ def _run(code: str) -> str:
     return proc.stdout
 
 
-OPTIONAL_EXTRAS = {"tools.jobs.ray_backend": "ray"}  # module -> the package of its extra
+# module -> the package of its extra
+OPTIONAL_EXTRAS = {"tools.jobs.ray_backend": "ray", "tools.jobs.ray_board": "ray"}
 
 
 def test_tools_package_imports_no_mcp_module():
     out = _run(
         "import importlib, importlib.util, pkgutil, sys, json, tools\n"
         "names = [m.name for m in pkgutil.walk_packages(tools.__path__, 'tools.')]\n"
-        # a module of an optional extra (ray_backend: pip install ml-lab-mcp[ray]) is skipped when the extra is absent
+        # a module of an optional extra (ray_backend, ray_board: pip install ml-lab-mcp[ray]) is skipped when the extra is absent
         f"optional = {OPTIONAL_EXTRAS!r}\n"
         "for n in names:\n"
         "    if n in optional and importlib.util.find_spec(optional[n]) is None: continue\n"
