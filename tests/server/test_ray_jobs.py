@@ -275,11 +275,11 @@ def _swallows_interrupts(reporter):
 
 
 def test_a_running_job_that_ignores_the_interrupt_is_still_cancelled_by_killing_its_worker(cfg):
+    from ray import cloudpickle
+
     from tools.jobs import make_runner
 
     runner = make_runner(cfg.output_dir / "jobs", cfg.jobs)
-    from ray import cloudpickle
-
     cloudpickle.register_pickle_by_value(
         sys.modules[__name__]
     )  # the Ray worker cannot import this test module

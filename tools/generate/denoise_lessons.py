@@ -38,13 +38,18 @@ class PredictionRecorder:
                 sample.detach().chunk(2)[1] if self.pipe.do_classifier_free_guidance else sample.detach()
             )
 
-    def noise_level(self, t) -> float | None:
-        """sqrt(1 - alpha_bar_t): the share of noise in x_t (0 clean, 1 pure noise)."""
+    def alpha_bar(self, t) -> torch.Tensor | None:
+        """alpha_bar_t of the scheduler's training schedule (None for a scheduler without one)."""
         alphas = getattr(self.pipe.scheduler, "alphas_cumprod", None)
         if alphas is None:
             return None
         ti = int(round(float(torch.as_tensor(t).flatten()[0])))
-        return float((1 - alphas[min(max(ti, 0), len(alphas) - 1)]).sqrt())
+        return alphas[min(max(ti, 0), len(alphas) - 1)]
+
+    def noise_level(self, t) -> float | None:
+        """sqrt(1 - alpha_bar_t): the share of noise in x_t (0 clean, 1 pure noise)."""
+        a = self.alpha_bar(t)
+        return None if a is None else float((1 - a).sqrt())
 
     def x0(self):
         sample, t, out = self.last
@@ -52,13 +57,10 @@ class PredictionRecorder:
             uncond, cond = out.chunk(2)
             out = uncond + self.guidance * (cond - uncond)
             sample = sample.chunk(2)[1]
-        alphas = (
-            self.pipe.scheduler.alphas_cumprod if hasattr(self.pipe.scheduler, "alphas_cumprod") else None
-        )
-        if alphas is None:
+        a = self.alpha_bar(t)
+        if a is None:
             return sample
-        ti = int(round(float(torch.as_tensor(t).flatten()[0])))
-        a = alphas[min(max(ti, 0), len(alphas) - 1)].to(sample.device, sample.dtype)
+        a = a.to(sample.device, sample.dtype)
         kind = self.pipe.scheduler.config.prediction_type
         if kind == "v_prediction":
             return a.sqrt() * sample - (1 - a).sqrt() * out

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import StableDiffusionImg2ImgPipeline
+from PIL import Image
 
 from tools import diffusion_models as dm
 from tools.common import InlineImage, InvalidArgument, Reporter
@@ -144,8 +145,6 @@ def hires_info(args, pipe, cfg, hires_pass, first_latents, pictures, inline) -> 
     plain = (
         pictures[0] if hires_pass.steps_run == 0 else picture.decode_latents(pipe, hires_pass.upscaled[:1])[0]
     )
-    from PIL import Image
-
     enlarged = first.resize(pictures[0].size, Image.Resampling.NEAREST)
     sharp = Sharpness(
         plain_upscale=round(laplacian_variance(plain), 2),

@@ -26,9 +26,8 @@ from tools.jobs.runner import CANCELLED_RUNNING, JobFn, ended_by
 NAMESPACE = "ml-lab-mcp"
 BOARD_NAME = "ml-lab-mcp-job-board"
 PUSH_S = 0.2  # the task sends its progress to the board at most this often
-FORCE_CANCEL_S = (
-    1.5  # a running task the interrupt has not ended by then has its worker killed (see _force_cancel)
-)
+# a running task the interrupt has not ended by then has its worker killed (see _force_cancel)
+FORCE_CANCEL_S = 1.5
 
 
 # ---- the task

@@ -53,10 +53,8 @@ CACHE_MAX_PARAMETERS = 5_000_000
 
 
 def _fingerprint(folder: Path) -> tuple:
-    return (
-        str(folder.resolve()),
-        *((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in sorted(folder.iterdir()) if f.is_file()),
-    )
+    files = ((f.name, f.stat()) for f in sorted(folder.iterdir()) if f.is_file())
+    return (str(folder.resolve()), *((name, st.st_mtime_ns, st.st_size) for name, st in files))
 
 
 def load(folder: Path, argument: str, value: str, cfg: LabConfig):
