@@ -1,6 +1,8 @@
 """Benchmark: teach the built-in model a shape it never saw, then check the new word and the old ones.
 
-    python bench/bench_teach.py [--shape star|heart] [--images 8] [--steps 150] [--adherence 48] [--new 32]
+    python bench/bench_teach.py [--shape star|heart] [--sizes large] [--images 8] [--new 48] [--adherence 64]
+        [--seed 0] [--threads 1]   (training settings default to the tool's; --lr, --embed-lr, --rank, --steps,
+        --prior-weight, --prior-pool, --prior-target, --targets, --batch try others)
 
 1. renders --images pictures of the new shape (tools/teach_image/shapes.py: varied colours, sizes, corners);
 2. teaches the word with tools/teach_image/lora.py (the code teach_image_model runs), timed;
@@ -16,6 +18,7 @@ on 2 cores, and adherence on the old words drops by at most 3 points.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import random
 import time
@@ -52,13 +55,28 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shape", choices=shapes.NEW_SHAPES, default="star")
     ap.add_argument("--images", type=int, default=8)
-    ap.add_argument("--steps", type=int, default=150)
-    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--steps", type=int, default=lora.TrainConfig.steps)
+    ap.add_argument("--lr", type=float, default=lora.TrainConfig.learning_rate)
+    ap.add_argument("--seed", type=int, default=0, help="training seed")
     ap.add_argument("--rank", type=int, default=4)
     ap.add_argument("--budget", type=float, default=120.0, help="training time budget, seconds")
     ap.add_argument("--new", type=int, default=32, help="new-word prompts scored")
     ap.add_argument("--adherence", type=int, default=48, help="old-word prompts scored (scenes.eval_cases)")
     ap.add_argument("--grid", type=Path, default=None, help="save the new-word outputs here")
+    ap.add_argument(
+        "--sizes", default="small,medium,large", help="sizes of the training pictures and new-word prompts"
+    )
+    ap.add_argument("--prior-weight", type=float, default=lora.TrainConfig.prior_weight)
+    ap.add_argument(
+        "--embed-lr",
+        type=float,
+        default=lora.TrainConfig.embedding_learning_rate,
+        help="the new word's embedding (default --lr)",
+    )
+    ap.add_argument("--prior-target", choices=["base", "render"], default=lora.TrainConfig.prior_target)
+    ap.add_argument("--targets", choices=list(lora.TARGETS), default="attention")
+    ap.add_argument("--prior-pool", type=int, default=lora.TrainConfig.prior_pool)
+    ap.add_argument("--batch", type=int, default=lora.TrainConfig.batch_size)
     ap.add_argument("--threads", type=int, default=2, help="torch threads (1 on oversubscribed cores)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -66,13 +84,19 @@ def main() -> None:
     cfg = LabConfig.create(Path("/tmp/bench_teach/out"), ["/tmp"])
     cached, _ = dm.load_pipeline(dm.find_model(cfg, "builtin"))
     word = args.shape
+    sizes = args.sizes.split(",")
     rng = random.Random(7)
-    train_scenes = [shapes.sample_scene(rng, args.shape) for _ in range(args.images)]
+    train_scenes = [
+        dataclasses.replace(shapes.sample_scene(rng, args.shape), size=sizes[i % len(sizes)])
+        for i in range(args.images)
+    ]
     captions = [DEFAULT_TEMPLATE.format(word=word, **s.attributes()) for s in train_scenes]
     eval_rng = random.Random(1234)
     new_prompts, new_scenes = [], []
     for _ in range(args.new):
-        s = shapes.sample_scene(eval_rng, args.shape, jitter=False)
+        s = dataclasses.replace(
+            shapes.sample_scene(eval_rng, args.shape, jitter=False), size=sizes[_ % len(sizes)]
+        )
         new_scenes.append(s)
         new_prompts.append(DEFAULT_TEMPLATE.format(word=word, **s.attributes()))
     old_cases = scenes.eval_cases()[: args.adherence]
@@ -91,7 +115,12 @@ def main() -> None:
     gen_s = time.perf_counter() - t0
     pipe = lora.base_copy(cached)
     latents = lora.encode_images(pipe.vae, [shapes.render(s) for s in train_scenes])
-    tc = lora.TrainConfig(rank=args.rank, steps=args.steps, learning_rate=args.lr, time_budget_s=args.budget)
+    tc = lora.TrainConfig(
+        rank=args.rank, steps=args.steps, learning_rate=args.lr, time_budget_s=args.budget,
+        prior_weight=args.prior_weight, batch_size=args.batch, embedding_learning_rate=args.embed_lr,
+        prior_target=args.prior_target, targets=args.targets,
+        prior_pool=args.prior_pool, seed=args.seed,
+    )  # fmt: skip
     taught, log = lora.train(pipe, word, latents, captions, tc, lambda step, log: None)
     after_new = generate(taught.pipe, new_prompts, 1.0)
     after_old = generate(taught.pipe, old_prompts, 1.0)

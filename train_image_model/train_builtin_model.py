@@ -68,6 +68,7 @@ class Stream(IntEnum):
     DECODER = 2  # the optional decoder refinement
     PHRASING = 4  # stage 4: batches, noise levels, prompts from the phrasing grammar
     SHARPEN = 5  # --stage sharpen: its scenes
+    CODEC = 6  # --stage codec: its generic outlines, scenes and latent noise
     EVAL_NOISE = 0  # + the index of the first prompt of each evaluation batch
     REPORT_SCENES = 999  # absolute: the VAE report's fixed scenes
 
@@ -880,11 +881,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument(
         "--stage",
-        choices=["all", "decoder", "unet", "phrasing", "sharpen"],
+        choices=["all", "decoder", "unet", "phrasing", "sharpen", "codec"],
         default="all",
         help="all: stages 1-3 in order; decoder / unet: only that stage (they can run side by side); "
         "phrasing: stage 4, resumed from --resume-from; sharpen: the decoder of --resume-from's VAE, small "
-        "shapes oversampled (run folder default train/runs/sharpen)",
+        "shapes oversampled (run folder default train/runs/sharpen); codec: the decoder of --resume-from's VAE "
+        "on generic outlines (train_image_model/codec.py)",
     )
     ap.add_argument(
         "--resume-from",
@@ -892,6 +894,8 @@ def main() -> None:
         default=ROOT / "tools" / "assets" / "builtin",
         help="phrasing stage: the exported diffusers folder to start from (ignored once phrasing.pt exists)",
     )
+    ap.add_argument("--codec-steps", type=int, default=3000)
+    ap.add_argument("--codec-report-every", type=int, default=250)
     ap.add_argument(
         "--export-only",
         choices=["ema", "raw"],
@@ -921,7 +925,7 @@ def main() -> None:
         n_scenes=args.n_scenes,
         **{f: getattr(args, f) for f in phrasing_flags},
     )
-    default_run = args.stage if args.stage in ("phrasing", "sharpen") else f"seed{cfg.seed}"
+    default_run = args.stage if args.stage in ("phrasing", "sharpen", "codec") else f"seed{cfg.seed}"
     run = args.run_dir or HERE / "runs" / default_run
     run.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(
@@ -940,6 +944,12 @@ def main() -> None:
         return
     if args.stage == "sharpen":
         sharpen_decoder(cfg, run, args.resume_from.resolve())
+        return
+    if args.stage == "codec":
+        import codec  # train_image_model/codec.py, beside this script (sys.path[0])
+
+        vae, _, _, _ = load_export(args.resume_from.resolve())
+        codec.train_codec(vae, run, args.codec_steps, args.codec_report_every, cfg.seed + Stream.CODEC)
         return
 
     items, images = render_dataset(cfg)

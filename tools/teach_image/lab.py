@@ -29,7 +29,7 @@ from tools.teach_image.schema import (
 GRID_SCENES = (  # (size, colour, position, background): colours and corners varied on purpose
     ("large", "red", "top left", "blue"),
     ("large", "yellow", "bottom right", "purple"),
-    ("medium", "white", "center", "green"),
+    ("large", "white", "center", "green"),  # large: a medium star does not survive the VAE (docs)
     ("large", "orange", "top right", "black"),
 )
 RANKS_SHOWN = [1, 2, 4, 8, 16, 32, 64]
@@ -141,6 +141,7 @@ def teach(args: TeachImageInput, cfg: LabConfig, reporter: Reporter) -> ToolOutp
         latents = lora.encode_images(pipe.vae, images)  # (N, 4, 16, 16)
     tc = lora.TrainConfig(
         rank=args.rank, steps=args.steps, learning_rate=args.learning_rate, prior_weight=args.prior_weight,
+        embedding_learning_rate=args.embedding_learning_rate,
         seed=args.seed, time_budget_s=budget,
     )  # fmt: skip
 

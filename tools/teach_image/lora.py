@@ -7,9 +7,11 @@ What changes and what stays frozen:
     W x + (alpha / r) B A x with A (r x in) and B (out x r), B starting at zero so training starts from the
     base model exactly; W stays frozen;
   * everything else (VAE, the rest of the text encoder and UNet) is frozen.
-The loss is the base model's own: v-prediction MSE on noised latents of the taught images, captioned with the
-word. Half of every batch is the model's old world (procedural scenes with everyday captions, rendered fresh):
-"prior preservation", as DreamBooth does, so the old words keep their meaning.
+The loss is the base model's own: v-prediction MSE on noised latents of the taught images, always captioned with
+the word. Half of every batch is the model's old world (procedural scenes with everyday captions, some empty):
+"prior preservation", as DreamBooth does, so the old words keep their meaning; its target is the base model's own
+prediction (the UNet with the LoRA off), so the adapter learns to leave old prompts as they were. The new row gets
+its own, much larger learning rate: one vector has to travel from 'shape' to the new word.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ from safetensors.torch import save_file
 from tools import phrasing, scenes
 
 TARGET_MODULES = ["to_q", "to_k", "to_v", "to_out.0"]
+TARGETS = {
+    "attention": TARGET_MODULES,  # every attention projection, self- and cross-attention
+    "cross_kv": ["attn2.to_k", "attn2.to_v"],  # the cross-attention's keys and values only (Custom Diffusion)
+}
 INIT_WORD = "shape</w>"  # the new embedding starts as the word 'shape': a thing with a colour and a place
 LORA_FILE = "pytorch_lora_weights.safetensors"  # diffusers' name: load_lora_weights(folder) finds it
 EMBEDDING_FILE = "learned_embeds.safetensors"  # diffusers' textual-inversion format: {word: (hidden,)}
@@ -42,12 +48,18 @@ EMBEDDING_FILE = "learned_embeds.safetensors"  # diffusers' textual-inversion fo
 @dataclass
 class TrainConfig:
     rank: int = 4
-    steps: int = 150
-    learning_rate: float = 2e-3  # LoRA and the new embedding row (AdamW, no weight decay)
+    steps: int = 800
+    learning_rate: float = 2e-3  # the LoRA pairs (AdamW, no weight decay)
+    embedding_learning_rate: float | None = 0.1  # the new row's own rate (None: learning_rate)
     batch_size: int = 4  # taught images per step; as many old-world scenes join them (prior preservation)
-    prior_weight: float = 1.0  # weight of the old-world half of the loss (0 = no prior preservation)
-    prior_pool: int = 96  # old-world scenes rendered and encoded once at the start
-    p_empty: float = 0.1  # share of empty captions, so classifier-free guidance still has its unconditional
+    prior_weight: float = 2.0  # weight of the old-world half of the loss (0 = no prior preservation)
+    prior_pool: int = 256  # old-world scenes rendered and encoded once at the start
+    prior_target: str = "base"  # the old-world half's target: "base" (the UNet without LoRA) or "render" (v)
+    targets: str = "attention"  # a key of TARGETS
+    max_grad_norm: float = 1.0  # gradient clipping, as diffusers' training scripts do
+    p_empty: float = (
+        0.1  # share of the old-world scenes with empty captions: the unconditional stays the base's
+    )
     seed: int = 0
     time_budget_s: float = 110.0
 
@@ -99,10 +111,12 @@ def add_word(pipe: Any, word: str) -> int:
     return token_id
 
 
-def add_lora(pipe: Any, rank: int) -> int:
+def add_lora(pipe: Any, rank: int, targets: str = "attention") -> int:
     """Wrap the UNet's attention projections with rank-`rank` LoRA layers (peft); the trainable count."""
     pipe.unet.requires_grad_(False)
-    config = LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=TARGET_MODULES)
+    config = LoraConfig(
+        r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=TARGETS[targets]
+    )
     pipe.unet.add_adapter(config)  # diffusers' PeftAdapterMixin: peft's inject_adapter_in_model on the UNet
     return sum(p.numel() for p in pipe.unet.parameters() if p.requires_grad)
 
@@ -153,7 +167,7 @@ def train(
     rng = random.Random(tc.seed)
     gen = torch.Generator(device="cpu").manual_seed(tc.seed)
     token_id = add_word(pipe, word)
-    n_lora = add_lora(pipe, tc.rank)
+    n_lora = add_lora(pipe, tc.rank, tc.targets)
     pipe.text_encoder.requires_grad_(False)
     table = pipe.text_encoder.get_input_embeddings().weight
     table.requires_grad_(True)
@@ -161,8 +175,14 @@ def train(
     only_new_row[token_id] = 1.0
     table.register_hook(lambda grad: grad * only_new_row)
     lora_params = [p for p in pipe.unet.parameters() if p.requires_grad]
+    groups: list[dict[str, Any]] = [
+        {"params": lora_params},
+        {"params": [table], "lr": tc.embedding_learning_rate or tc.learning_rate},
+    ]
     opt = torch.optim.AdamW(
-        [{"params": lora_params}, {"params": [table]}], lr=tc.learning_rate, weight_decay=0.0
+        groups,
+        lr=tc.learning_rate,
+        weight_decay=0.0,
     )
     noise_sched = DDIMScheduler.from_config(pipe.scheduler.config)  # the base model's noise schedule
     n_pool = min(tc.prior_pool, tc.batch_size * tc.steps) if tc.prior_weight > 0 else 0  # no more than drawn
@@ -174,7 +194,9 @@ def train(
     for step in range(1, tc.steps + 1):
         # 1. a batch: taught images with their captions (some empty), then as many old-world scenes
         idx = [rng.randrange(len(captions)) for _ in range(tc.batch_size)]
-        texts = ["" if rng.random() < tc.p_empty else captions[i] for i in idx]
+        # the taught images are always captioned: an empty caption would teach the unconditional prediction
+        # the new shape, and classifier-free guidance (cond - uncond) would then cancel it out
+        texts = [captions[i] for i in idx]
         x0 = latents[idx]  # (B, 4, 16, 16)
         n_prior = tc.batch_size if tc.prior_weight > 0 else 0
         if n_prior:
@@ -187,12 +209,22 @@ def train(
         xt = noise_sched.add_noise(x0, noise, t)
         target = noise_sched.get_velocity(x0, noise, t)
         # 3. predict, compare, step (the LoRA pairs and the one embedding row)
-        pred = pipe.unet(xt, t, encoder_hidden_states=_encode_text(pipe, texts)).sample
+        states = _encode_text(pipe, texts)  # (2B, T, hidden)
+        pred = pipe.unet(xt, t, encoder_hidden_states=states).sample
+        if n_prior and tc.prior_target == "base":
+            # old words keep the base model's own prediction (LoRA scale 0 is the base UNet exactly), not the
+            # renders' velocity: the adapter is asked not to change what the model already did for them
+            b = tc.batch_size
+            with torch.no_grad():
+                target[b:] = pipe.unet(
+                    xt[b:], t[b:], encoder_hidden_states=states[b:], cross_attention_kwargs={"scale": 0.0}
+                ).sample
         per_image = F.mse_loss(pred, target, reduction="none").mean(dim=(1, 2, 3))  # (2B,)
         loss = per_image[: tc.batch_size].mean()
         prior = per_image[tc.batch_size :].mean() if n_prior else torch.zeros(())
         opt.zero_grad(set_to_none=True)
         (loss + tc.prior_weight * prior).backward()
+        torch.nn.utils.clip_grad_norm_([*lora_params, table], tc.max_grad_norm)
         opt.step()
         log.steps.append(step)
         log.loss.append(loss.item())

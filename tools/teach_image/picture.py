@@ -41,7 +41,7 @@ def curves(
     ax.plot(steps[k - 1 :], smooth, color="tab:blue", label="taught images (10-step mean)")
     if any(prior):
         ax.plot(steps[k - 1 :], np.convolve(prior, np.ones(k) / k, mode="valid"), color="tab:gray",
-                label="old scenes (prior preservation)")  # fmt: skip
+                label="old scenes vs the base model (prior preservation)")  # fmt: skip
     ax.set_xlabel("step")
     ax.set_ylabel("v-prediction MSE")
     ax.set_title("training loss")

@@ -43,17 +43,25 @@ class TeachImageInput(ToolInput):
         "{position}, {size} (read back by the project's pixel checker). Default: '" + DEFAULT_TEMPLATE + "'.",
     )
     rank: int = Field(4, ge=1, le=64, description="LoRA rank r: parameters = r x (in + out) per layer.")
-    steps: int = Field(150, ge=1, le=5000, description="Optimizer steps (stopped earlier by time_budget_s).")
+    steps: int = Field(800, ge=1, le=5000, description="Optimizer steps (stopped earlier by time_budget_s).")
     learning_rate: float = Field(
-        2e-3, gt=0.0, le=0.1, allow_inf_nan=False, description="AdamW learning rate (LoRA and embedding)."
+        2e-3, gt=0.0, le=0.1, allow_inf_nan=False, description="AdamW learning rate of the LoRA pairs."
+    )
+    embedding_learning_rate: float = Field(
+        0.1,
+        gt=0.0,
+        le=1.0,
+        allow_inf_nan=False,
+        description="AdamW learning rate of the new word's embedding row (one vector: it moves far, fast).",
     )
     prior_weight: float = Field(
-        1.0,
+        2.0,
         ge=0.0,
         le=4.0,
         allow_inf_nan=False,
         description="Prior preservation: weight of the loss on the model's old scenes trained alongside (half "
-        "of each batch). 0 trains on your images alone (old words may drift).",
+        "of each batch; the target is the base model's own prediction). 0 trains on your images alone (old "
+        "words may drift).",
     )
     seed: int = Field(
         0, ge=0, le=2**32 - 1, description="Same seed and arguments, same adapter and pictures."
@@ -136,7 +144,10 @@ class SizeAtRank(BaseModel):
 class LossCurve(BaseModel):
     steps: list[int] = Field(description="Optimizer step numbers.")
     loss: list[float] = Field(description="v-prediction MSE on the taught images at each step.")
-    prior_loss: list[float] = Field(description="The same on the old-world scenes trained alongside.")
+    prior_loss: list[float] = Field(
+        description="On the old-world scenes trained alongside: MSE against the base model's own prediction "
+        "(0 while the adapter leaves old prompts unchanged)."
+    )
 
 
 class TeachImageResult(BaseModel):
