@@ -134,17 +134,24 @@ def test_embedding_row_has_its_own_learning_rate(cached, monkeypatch):
 
 def test_prior_half_keeps_the_base_models_own_prediction(cached, monkeypatch):
     """prior_target='base': the old-world target is the UNet without the LoRA, so on the first step (B = 0, the
-    base model exactly) the prior loss is 0; against the renders' velocity it is not."""
+    base model exactly) the prior loss is 0; against the renders' velocity it is not. The scale-0 forward must not
+    leave the LoRA switched off: the second step's prior loss is above 0 and every layer's scaling is back to 1."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
     losses = {}
     for target in ("base", "render"):
-        tc = lora.TrainConfig(rank=2, steps=1, batch_size=2, prior_pool=4, prior_target=target)
+        tc = lora.TrainConfig(rank=2, steps=2, batch_size=2, prior_pool=4, prior_target=target)
         rng = random.Random(1)
         items = [shapes.sample_scene(rng, WORD) for _ in range(4)]
         pipe = lora.base_copy(cached)
         latents = lora.encode_images(pipe.vae, [shapes.render(s) for s in items])
-        _, log = lora.train(pipe, WORD, latents, [f"a {WORD}"] * 4, tc, lambda step, log: None)
-        losses[target] = log.prior_loss[0]
-    assert losses["base"] < 1e-10 < 1e-3 < losses["render"]
+        t, log = lora.train(pipe, WORD, latents, [f"a {WORD}"] * 4, tc, lambda step, log: None)
+        losses[target] = log.prior_loss
+        if target == "base":
+            scalings = {m.scaling["default"] for m in t.pipe.unet.modules() if isinstance(m, BaseTunerLayer)}
+            assert scalings == {1.0}
+    assert losses["base"][0] < 1e-10 < losses["base"][1]
+    assert losses["render"][0] > 1e-3
 
 
 def test_lora_parameter_count_is_rank_times_in_plus_out(cached, taught):
