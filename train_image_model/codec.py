@@ -33,6 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
+from train_builtin_model import gradient_l1, to_tensor  # beside this file; run through that script
 
 from tools import scenes
 from tools.teach_image import shapes
@@ -119,16 +120,6 @@ def render_batch(rng: random.Random, n: int) -> np.ndarray:
     return np.stack(out)
 
 
-def to_tensor(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
-
-
-def _gradient_l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    dx = lambda t: t[..., :, 1:] - t[..., :, :-1]  # noqa: E731
-    dy = lambda t: t[..., 1:, :] - t[..., :-1, :]  # noqa: E731
-    return (dx(x) - dx(y)).abs().mean() + (dy(x) - dy(y)).abs().mean()
-
-
 @torch.no_grad()
 def round_trip_report(vae, per_cell: int = 24) -> dict:
     """Share of VAE round trips that `shapes.shows` reads as the drawn shape, per shape and size (fixed scenes);
@@ -206,7 +197,7 @@ def train_codec(
         z = z + 0.05 * z.detach().std() * torch.randn(z.shape, generator=gen)
         rec = vae.decode(z).sample
         mse = F.mse_loss(rec, x)
-        loss = mse + (rec - x).abs().mean() + _gradient_l1(rec, x) + anchor_weight * drift
+        loss = mse + (rec - x).abs().mean() + gradient_l1(rec, x) + anchor_weight * drift
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

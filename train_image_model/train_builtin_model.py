@@ -885,8 +885,8 @@ def main() -> None:
         default="all",
         help="all: stages 1-3 in order; decoder / unet: only that stage (they can run side by side); "
         "phrasing: stage 4, resumed from --resume-from; sharpen: the decoder of --resume-from's VAE, small "
-        "shapes oversampled (run folder default train/runs/sharpen); codec: the decoder of --resume-from's VAE "
-        "on generic outlines (train_image_model/codec.py)",
+        "shapes oversampled (run folder default train/runs/sharpen); codec: --resume-from's VAE on generic "
+        "outlines, the scenes' latents anchored (train_image_model/codec.py)",
     )
     ap.add_argument(
         "--resume-from",
