@@ -2,7 +2,7 @@
 
     python bench/bench_teach.py [--shape star|heart] [--sizes large] [--images 8] [--new 48] [--adherence 64]
         [--seed 0] [--threads 1]   (training settings default to the tool's; --lr, --embed-lr, --rank, --steps,
-        --prior-weight, --prior-pool, --prior-target, --targets, --batch try others)
+        --prior-weight, --prior-pool, --prior-target, --batch try others)
 
 1. renders --images pictures of the new shape (tools/teach_image/shapes.py: varied colours, sizes, corners);
 2. teaches the word with tools/teach_image/lora.py (the code teach_image_model runs), timed;
@@ -74,7 +74,6 @@ def main() -> None:
         help="the new word's embedding (default --lr)",
     )
     ap.add_argument("--prior-target", choices=["base", "render"], default=lora.TrainConfig.prior_target)
-    ap.add_argument("--targets", choices=list(lora.TARGETS), default="attention")
     ap.add_argument("--prior-pool", type=int, default=lora.TrainConfig.prior_pool)
     ap.add_argument("--batch", type=int, default=lora.TrainConfig.batch_size)
     ap.add_argument("--threads", type=int, default=2, help="torch threads (1 on oversubscribed cores)")
@@ -93,9 +92,9 @@ def main() -> None:
     captions = [DEFAULT_TEMPLATE.format(word=word, **s.attributes()) for s in train_scenes]
     eval_rng = random.Random(1234)
     new_prompts, new_scenes = [], []
-    for _ in range(args.new):
+    for i in range(args.new):
         s = dataclasses.replace(
-            shapes.sample_scene(eval_rng, args.shape, jitter=False), size=sizes[_ % len(sizes)]
+            shapes.sample_scene(eval_rng, args.shape, jitter=False), size=sizes[i % len(sizes)]
         )
         new_scenes.append(s)
         new_prompts.append(DEFAULT_TEMPLATE.format(word=word, **s.attributes()))
@@ -118,7 +117,7 @@ def main() -> None:
     tc = lora.TrainConfig(
         rank=args.rank, steps=args.steps, learning_rate=args.lr, time_budget_s=args.budget,
         prior_weight=args.prior_weight, batch_size=args.batch, embedding_learning_rate=args.embed_lr,
-        prior_target=args.prior_target, targets=args.targets,
+        prior_target=args.prior_target,
         prior_pool=args.prior_pool, seed=args.seed,
     )  # fmt: skip
     taught, log = lora.train(pipe, word, latents, captions, tc, lambda step, log: None)

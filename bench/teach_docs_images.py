@@ -3,7 +3,8 @@
     python bench/teach_docs_images.py [--threads 1]
 
 Renders the 8 large stars bench/bench_teach.py trains on (tools/teach_image/shapes.py, seed 7), runs
-teach_image_model with its defaults on them and their true captions (as the bench), and copies the tool's grid and loss plot next to the inputs strip.
+teach_image_model with its defaults on them and their true captions (as the bench), and copies the tool's grid
+and loss plot next to the inputs strip.
 """
 
 from __future__ import annotations

@@ -86,7 +86,9 @@ def test_new_word_becomes_one_token_with_its_own_embedding_row(cached, taught):
     assert not torch.equal(new[t.token_id], old[cached.tokenizer.convert_tokens_to_ids(lora.INIT_WORD)])
 
 
-def _train_briefly(cached, monkeypatch, tc: lora.TrainConfig) -> tuple[lora.Taught, list[list[str]]]:
+def _train_briefly(
+    cached, monkeypatch, tc: lora.TrainConfig
+) -> tuple[lora.Taught, lora.TrainLog, list[list[str]]]:
     """Train on 4 star renders with `tc`, recording the captions of every text-encoder call."""
     rng = random.Random(1)
     items = [shapes.sample_scene(rng, WORD) for _ in range(4)]
@@ -98,17 +100,16 @@ def _train_briefly(cached, monkeypatch, tc: lora.TrainConfig) -> tuple[lora.Taug
     )
     pipe = lora.base_copy(cached)
     latents = lora.encode_images(pipe.vae, [shapes.render(s) for s in items])
-    taught, _ = lora.train(pipe, WORD, latents, captions, tc, lambda step, log: None)
-    return taught, seen
+    taught, log = lora.train(pipe, WORD, latents, captions, tc, lambda step, log: None)
+    return taught, log, seen
 
 
 def test_taught_images_always_keep_their_caption(cached, monkeypatch):
     """An empty caption on a taught image teaches the unconditional prediction the new shape, and classifier-free
     guidance (cond - uncond) then cancels it (measured: 21% -> 38% stars with captions always kept)."""
-    tc = lora.TrainConfig(
-        rank=2, steps=4, batch_size=2, prior_pool=4, p_empty=1.0
-    )  # every old-world caption ""
-    _, seen = _train_briefly(cached, monkeypatch, tc)
+    # p_empty=1: every old-world caption is ""
+    tc = lora.TrainConfig(rank=2, steps=4, batch_size=2, prior_pool=4, p_empty=1.0)
+    _, _, seen = _train_briefly(cached, monkeypatch, tc)
     assert len(seen) == 4
     for texts in seen:
         assert all(WORD in t for t in texts[:2]), texts  # the taught half: always the word's caption
@@ -121,7 +122,7 @@ def test_embedding_row_has_its_own_learning_rate(cached, monkeypatch):
     tc = lora.TrainConfig(
         rank=2, steps=2, batch_size=2, prior_pool=4, learning_rate=1e-6, embedding_learning_rate=0.1
     )
-    taught, _ = _train_briefly(cached, monkeypatch, tc)
+    taught, _, _ = _train_briefly(cached, monkeypatch, tc)
     table = taught.pipe.text_encoder.get_input_embeddings().weight
     init = cached.text_encoder.get_input_embeddings().weight[
         cached.tokenizer.convert_tokens_to_ids(lora.INIT_WORD)
@@ -141,11 +142,7 @@ def test_prior_half_keeps_the_base_models_own_prediction(cached, monkeypatch):
     losses = {}
     for target in ("base", "render"):
         tc = lora.TrainConfig(rank=2, steps=2, batch_size=2, prior_pool=4, prior_target=target)
-        rng = random.Random(1)
-        items = [shapes.sample_scene(rng, WORD) for _ in range(4)]
-        pipe = lora.base_copy(cached)
-        latents = lora.encode_images(pipe.vae, [shapes.render(s) for s in items])
-        t, log = lora.train(pipe, WORD, latents, [f"a {WORD}"] * 4, tc, lambda step, log: None)
+        t, log, _ = _train_briefly(cached, monkeypatch, tc)
         losses[target] = log.prior_loss
         if target == "base":
             scalings = {m.scaling["default"] for m in t.pipe.unet.modules() if isinstance(m, BaseTunerLayer)}

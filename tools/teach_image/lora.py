@@ -36,10 +36,6 @@ from safetensors.torch import save_file
 from tools import phrasing, scenes
 
 TARGET_MODULES = ["to_q", "to_k", "to_v", "to_out.0"]
-TARGETS = {
-    "attention": TARGET_MODULES,  # every attention projection, self- and cross-attention
-    "cross_kv": ["attn2.to_k", "attn2.to_v"],  # the cross-attention's keys and values only (Custom Diffusion)
-}
 INIT_WORD = "shape</w>"  # the new embedding starts as the word 'shape': a thing with a colour and a place
 LORA_FILE = "pytorch_lora_weights.safetensors"  # diffusers' name: load_lora_weights(folder) finds it
 EMBEDDING_FILE = "learned_embeds.safetensors"  # diffusers' textual-inversion format: {word: (hidden,)}
@@ -55,11 +51,9 @@ class TrainConfig:
     prior_weight: float = 2.0  # weight of the old-world half of the loss (0 = no prior preservation)
     prior_pool: int = 256  # old-world scenes rendered and encoded once at the start
     prior_target: str = "base"  # the old-world half's target: "base" (the UNet without LoRA) or "render" (v)
-    targets: str = "attention"  # a key of TARGETS
     max_grad_norm: float = 1.0  # gradient clipping, as diffusers' training scripts do
-    p_empty: float = (
-        0.1  # share of the old-world scenes with empty captions: the unconditional stays the base's
-    )
+    # share of the old-world scenes with empty captions: the unconditional prediction stays the base model's
+    p_empty: float = 0.1
     seed: int = 0
     time_budget_s: float = 110.0
 
@@ -111,12 +105,10 @@ def add_word(pipe: Any, word: str) -> int:
     return token_id
 
 
-def add_lora(pipe: Any, rank: int, targets: str = "attention") -> int:
+def add_lora(pipe: Any, rank: int) -> int:
     """Wrap the UNet's attention projections with rank-`rank` LoRA layers (peft); the trainable count."""
     pipe.unet.requires_grad_(False)
-    config = LoraConfig(
-        r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=TARGETS[targets]
-    )
+    config = LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=TARGET_MODULES)
     pipe.unet.add_adapter(config)  # diffusers' PeftAdapterMixin: peft's inject_adapter_in_model on the UNet
     return sum(p.numel() for p in pipe.unet.parameters() if p.requires_grad)
 
@@ -167,7 +159,7 @@ def train(
     rng = random.Random(tc.seed)
     gen = torch.Generator(device="cpu").manual_seed(tc.seed)
     token_id = add_word(pipe, word)
-    n_lora = add_lora(pipe, tc.rank, tc.targets)
+    n_lora = add_lora(pipe, tc.rank)
     pipe.text_encoder.requires_grad_(False)
     table = pipe.text_encoder.get_input_embeddings().weight
     table.requires_grad_(True)
@@ -179,11 +171,7 @@ def train(
         {"params": lora_params},
         {"params": [table], "lr": tc.embedding_learning_rate or tc.learning_rate},
     ]
-    opt = torch.optim.AdamW(
-        groups,
-        lr=tc.learning_rate,
-        weight_decay=0.0,
-    )
+    opt = torch.optim.AdamW(groups, lr=tc.learning_rate, weight_decay=0.0)
     noise_sched = DDIMScheduler.from_config(pipe.scheduler.config)  # the base model's noise schedule
     n_pool = min(tc.prior_pool, tc.batch_size * tc.steps) if tc.prior_weight > 0 else 0  # no more than drawn
     prior_latents, prior_scenes = _prior_pool(pipe.vae, n_pool, rng)
