@@ -17,6 +17,7 @@ its own, much larger learning rate: one vector has to travel from 'shape' to the
 from __future__ import annotations
 
 import copy
+import math
 import random
 import time
 from collections.abc import Callable
@@ -52,6 +53,10 @@ class TrainConfig:
     prior_pool: int = 256  # old-world scenes rendered and encoded once at the start
     prior_target: str = "base"  # the old-world half's target: "base" (the UNet without LoRA) or "render" (v)
     max_grad_norm: float = 1.0  # gradient clipping, as diffusers' training scripts do
+    # "cosine": both rates fall to lr_floor x their start by the end (the step count or the time budget, whichever
+    # comes first); "constant": they stay
+    lr_schedule: str = "constant"
+    lr_floor: float = 0.1
     # share of the old-world scenes with empty captions: the unconditional prediction stays the base model's
     p_empty: float = 0.1
     seed: int = 0
@@ -146,6 +151,37 @@ def _encode_text(pipe, captions: list[str]) -> torch.Tensor:
     return pipe.text_encoder(ids)[0]  # (B, T, hidden)
 
 
+PRIOR_CHUNK = (
+    16  # steps' worth of old-world samples prepared in one batch (a batch of 64 costs a third per sample)
+)
+
+
+@torch.no_grad()
+def _prior_batches(
+    pipe, noise_sched, prior_latents, prior_scenes, tc: TrainConfig, rng: random.Random, gen: torch.Generator
+) -> list[tuple[torch.Tensor, ...]]:
+    """PRIOR_CHUNK batches of old-world samples: (noised latents, timesteps, text states, targets) each.
+
+    The target is the base model's own prediction (the UNet with LoRA scale 0 is the base UNet exactly) when
+    tc.prior_target == "base": the adapter is asked not to change what the model already did for old words;
+    otherwise the renders' velocity. Neither depends on the adapter being trained, so preparing them ahead
+    changes only the cost.
+    """
+    n = PRIOR_CHUNK * tc.batch_size
+    pidx = [rng.randrange(len(prior_scenes)) for _ in range(n)]
+    texts = [phrasing.describe(prior_scenes[i], rng, p_empty=tc.p_empty) for i in pidx]
+    x0 = prior_latents[pidx]
+    noise = torch.randn(x0.shape, generator=gen)
+    t = torch.randint(0, noise_sched.config.num_train_timesteps, (n,), generator=gen)
+    xt = noise_sched.add_noise(x0, noise, t)
+    states = _encode_text(pipe, texts)
+    if tc.prior_target == "base":
+        target = pipe.unet(xt, t, encoder_hidden_states=states, cross_attention_kwargs={"scale": 0.0}).sample
+    else:
+        target = noise_sched.get_velocity(x0, noise, t)
+    return [tuple(a.split(tc.batch_size)[k] for a in (xt, t, states, target)) for k in range(PRIOR_CHUNK)]
+
+
 def train(
     pipe: Any,
     word: str,
@@ -172,6 +208,7 @@ def train(
         {"params": [table], "lr": tc.embedding_learning_rate or tc.learning_rate},
     ]
     opt = torch.optim.AdamW(groups, lr=tc.learning_rate, weight_decay=0.0)
+    start_lrs = [g["lr"] for g in opt.param_groups]
     noise_sched = DDIMScheduler.from_config(pipe.scheduler.config)  # the base model's noise schedule
     n_pool = min(tc.prior_pool, tc.batch_size * tc.steps) if tc.prior_weight > 0 else 0  # no more than drawn
     prior_latents, prior_scenes = _prior_pool(pipe.vae, n_pool, rng)
@@ -179,34 +216,34 @@ def train(
     log = TrainLog()
     t0 = time.perf_counter()
     pipe.unet.train()
+    prior_queue: list[tuple[torch.Tensor, ...]] = []
     for step in range(1, tc.steps + 1):
-        # 1. a batch: taught images with their captions (some empty), then as many old-world scenes
+        if tc.lr_schedule == "cosine":
+            done = min(1.0, max((step - 1) / tc.steps, (time.perf_counter() - t0) / tc.time_budget_s))
+            factor = tc.lr_floor + (1 - tc.lr_floor) * 0.5 * (1 + math.cos(math.pi * done))
+            for g, lr0 in zip(opt.param_groups, start_lrs, strict=True):
+                g["lr"] = lr0 * factor
+        # 1. a batch of taught images, always captioned with the word: an empty caption would teach the
+        # unconditional prediction the new shape, and classifier-free guidance (cond - uncond) would cancel it
         idx = [rng.randrange(len(captions)) for _ in range(tc.batch_size)]
-        # the taught images are always captioned: an empty caption would teach the unconditional prediction
-        # the new shape, and classifier-free guidance (cond - uncond) would then cancel it out
-        texts = [captions[i] for i in idx]
         x0 = latents[idx]  # (B, 4, 16, 16)
-        n_prior = tc.batch_size if tc.prior_weight > 0 else 0
-        if n_prior:
-            pidx = [rng.randrange(len(prior_scenes)) for _ in range(n_prior)]
-            texts += [phrasing.describe(prior_scenes[i], rng, p_empty=tc.p_empty) for i in pidx]
-            x0 = torch.cat([x0, prior_latents[pidx]])  # (2B, 4, 16, 16)
         # 2. noise them at random timesteps; the target is the velocity v = sqrt(a) eps - sqrt(1 - a) x0
         noise = torch.randn(x0.shape, generator=gen)
         t = torch.randint(0, n_t, (x0.shape[0],), generator=gen)
         xt = noise_sched.add_noise(x0, noise, t)
         target = noise_sched.get_velocity(x0, noise, t)
+        states = _encode_text(pipe, [captions[i] for i in idx])  # (B, T, hidden), through the new row
+        n_prior = tc.batch_size if tc.prior_weight > 0 else 0
+        if n_prior:
+            # as many old-world scenes (prior preservation); their captions never hold the new word, so their
+            # noised latents, text states and targets are prepared PRIOR_CHUNK steps at a time, in one batch
+            if not prior_queue:
+                prior_queue = _prior_batches(pipe, noise_sched, prior_latents, prior_scenes, tc, rng, gen)
+            pxt, pt, pstates, ptarget = prior_queue.pop()
+            xt, t = torch.cat([xt, pxt]), torch.cat([t, pt])
+            states, target = torch.cat([states, pstates]), torch.cat([target, ptarget])
         # 3. predict, compare, step (the LoRA pairs and the one embedding row)
-        states = _encode_text(pipe, texts)  # (2B, T, hidden)
         pred = pipe.unet(xt, t, encoder_hidden_states=states).sample
-        if n_prior and tc.prior_target == "base":
-            # old words keep the base model's own prediction (LoRA scale 0 is the base UNet exactly), not the
-            # renders' velocity: the adapter is asked not to change what the model already did for them
-            b = tc.batch_size
-            with torch.no_grad():
-                target[b:] = pipe.unet(
-                    xt[b:], t[b:], encoder_hidden_states=states[b:], cross_attention_kwargs={"scale": 0.0}
-                ).sample
         per_image = F.mse_loss(pred, target, reduction="none").mean(dim=(1, 2, 3))  # (2B,)
         loss = per_image[: tc.batch_size].mean()
         prior = per_image[tc.batch_size :].mean() if n_prior else torch.zeros(())
