@@ -75,8 +75,6 @@ def main() -> None:
     )
     ap.add_argument("--prior-target", choices=["base", "render"], default=lora.TrainConfig.prior_target)
     ap.add_argument("--prior-pool", type=int, default=lora.TrainConfig.prior_pool)
-    ap.add_argument("--schedule", choices=["constant", "cosine"], default=lora.TrainConfig.lr_schedule)
-    ap.add_argument("--floor", type=float, default=lora.TrainConfig.lr_floor)
     ap.add_argument("--batch", type=int, default=lora.TrainConfig.batch_size)
     ap.add_argument("--threads", type=int, default=2, help="torch threads (1 on oversubscribed cores)")
     args = ap.parse_args()
@@ -120,7 +118,7 @@ def main() -> None:
         rank=args.rank, steps=args.steps, learning_rate=args.lr, time_budget_s=args.budget,
         prior_weight=args.prior_weight, batch_size=args.batch, embedding_learning_rate=args.embed_lr,
         prior_target=args.prior_target,
-        prior_pool=args.prior_pool, seed=args.seed, lr_schedule=args.schedule, lr_floor=args.floor,
+        prior_pool=args.prior_pool, seed=args.seed,
     )  # fmt: skip
     taught, log = lora.train(pipe, word, latents, captions, tc, lambda step, log: None)
     after_new = generate(taught.pipe, new_prompts, 1.0)

@@ -17,7 +17,6 @@ its own, much larger learning rate: one vector has to travel from 'shape' to the
 from __future__ import annotations
 
 import copy
-import math
 import random
 import time
 from collections.abc import Callable
@@ -53,10 +52,6 @@ class TrainConfig:
     prior_pool: int = 256  # old-world scenes rendered and encoded once at the start
     prior_target: str = "base"  # the old-world half's target: "base" (the UNet without LoRA) or "render" (v)
     max_grad_norm: float = 1.0  # gradient clipping, as diffusers' training scripts do
-    # "cosine": both rates fall to lr_floor x their start by the end (the step count or the time budget, whichever
-    # comes first); "constant": they stay
-    lr_schedule: str = "constant"
-    lr_floor: float = 0.1
     # share of the old-world scenes with empty captions: the unconditional prediction stays the base model's
     p_empty: float = 0.1
     seed: int = 0
@@ -208,7 +203,6 @@ def train(
         {"params": [table], "lr": tc.embedding_learning_rate or tc.learning_rate},
     ]
     opt = torch.optim.AdamW(groups, lr=tc.learning_rate, weight_decay=0.0)
-    start_lrs = [g["lr"] for g in opt.param_groups]
     noise_sched = DDIMScheduler.from_config(pipe.scheduler.config)  # the base model's noise schedule
     n_pool = min(tc.prior_pool, tc.batch_size * tc.steps) if tc.prior_weight > 0 else 0  # no more than drawn
     prior_latents, prior_scenes = _prior_pool(pipe.vae, n_pool, rng)
@@ -218,11 +212,6 @@ def train(
     pipe.unet.train()
     prior_queue: list[tuple[torch.Tensor, ...]] = []
     for step in range(1, tc.steps + 1):
-        if tc.lr_schedule == "cosine":
-            done = min(1.0, max((step - 1) / tc.steps, (time.perf_counter() - t0) / tc.time_budget_s))
-            factor = tc.lr_floor + (1 - tc.lr_floor) * 0.5 * (1 + math.cos(math.pi * done))
-            for g, lr0 in zip(opt.param_groups, start_lrs, strict=True):
-                g["lr"] = lr0 * factor
         # 1. a batch of taught images, always captioned with the word: an empty caption would teach the
         # unconditional prediction the new shape, and classifier-free guidance (cond - uncond) would cancel it
         idx = [rng.randrange(len(captions)) for _ in range(tc.batch_size)]
