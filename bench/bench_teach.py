@@ -59,7 +59,9 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=lora.TrainConfig.learning_rate)
     ap.add_argument("--seed", type=int, default=0, help="training seed")
     ap.add_argument("--rank", type=int, default=4)
-    ap.add_argument("--budget", type=float, default=120.0, help="training time budget, seconds")
+    ap.add_argument(
+        "--budget", type=float, default=lora.TrainConfig.time_budget_s, help="training time budget, seconds"
+    )
     ap.add_argument("--new", type=int, default=32, help="new-word prompts scored")
     ap.add_argument("--adherence", type=int, default=48, help="old-word prompts scored (scenes.eval_cases)")
     ap.add_argument("--grid", type=Path, default=None, help="save the new-word outputs here")
