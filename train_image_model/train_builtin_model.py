@@ -29,6 +29,7 @@ Stages, each resumable from its checkpoint under train_image_model/runs/seed<N>/
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import logging
@@ -474,8 +475,6 @@ def evaluate(pipe, cfg: Config, phrasing_lists: bool = False) -> tuple[dict, lis
 
 def export(pipe, out_dir: Path, tokenizer_files: Path | None = None) -> None:
     """Complete diffusers folder, fp16 safetensors, swapped in atomically so the folder is never half-written."""
-    import copy
-
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     half = copy.deepcopy(pipe).to(torch.float16)
@@ -629,7 +628,10 @@ def train_unet(
 def sharpen_decoder(cfg: Config, run: Path, resume_from: Path) -> None:
     """Stage 2b on an exported model: the decoder alone, with half of the scenes small (issue 13: measured,
     the shipped VAE reconstructs only 28% of jittered small squares and 62% of small triangles as such, while
-    the checker is exact on the renders). Writes <run>/decoder.pt; the latent space does not move."""
+    the checker is exact on the renders). Writes <run>/decoder.pt; the latent space does not move. At the end,
+    <run>/export_vae is the VAE with the new decoder (fp16, as shipped): copy its safetensors file over
+    tools/assets/builtin/vae/'s to ship it. Run 2 (from the shipped model, 3000 steps, 20 min on one core):
+    jittered small squares 48% -> 70%, small triangles 73% -> 82%, PSNR 28.96 -> 30.34 dB (vae_report)."""
     vae, _, _, _ = load_export(resume_from)
     rng = random.Random(cfg.seed + Stream.SHARPEN)
     items = [scenes.sample_scene(rng) for _ in range(cfg.n_scenes)]
@@ -638,6 +640,8 @@ def sharpen_decoder(cfg: Config, run: Path, resume_from: Path) -> None:
     latents = encode_dataset(vae.eval(), images, run)
     log.info("sharpen: before %s", json.dumps(vae_report(vae, images)))
     refine_decoder(cfg, run, vae, images, latents)
+    log.info("sharpen: after %s", json.dumps(vae_report(vae, images)))
+    copy.deepcopy(vae).to(torch.float16).save_pretrained(run / "export_vae", safe_serialization=True)
 
 
 def load_export(folder: Path):
