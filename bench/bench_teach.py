@@ -2,7 +2,7 @@
 
     python bench/bench_teach.py [--shape star|heart] [--sizes large] [--images 8] [--new 48] [--adherence 64]
         [--seed 0] [--threads 1]   (training settings default to the tool's; --lr, --embed-lr, --rank, --steps,
-        --prior-weight, --prior-pool, --prior-target, --batch try others)
+        --prior-weight, --prior-pool, --prior-target, --small-weight, --ema, --batch try others)
 
 1. renders --images pictures of the new shape (tools/teach_image/shapes.py: varied colours, sizes, corners);
 2. teaches the word with tools/teach_image/lora.py (the code teach_image_model runs), timed;
@@ -22,6 +22,7 @@ import dataclasses
 import os
 import random
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +59,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=lora.TrainConfig.steps)
     ap.add_argument("--lr", type=float, default=lora.TrainConfig.learning_rate)
     ap.add_argument("--seed", type=int, default=0, help="training seed")
+    ap.add_argument("--small-weight", type=float, default=lora.TrainConfig.prior_small_weight)
+    ap.add_argument("--ema", type=float, default=lora.TrainConfig.ema_decay, help="EMA decay (0: none)")
     ap.add_argument("--rank", type=int, default=4)
     ap.add_argument(
         "--budget", type=float, default=lora.TrainConfig.time_budget_s, help="training time budget, seconds"
@@ -120,7 +123,8 @@ def main() -> None:
         rank=args.rank, steps=args.steps, learning_rate=args.lr, time_budget_s=args.budget,
         prior_weight=args.prior_weight, batch_size=args.batch, embedding_learning_rate=args.embed_lr,
         prior_target=args.prior_target,
-        prior_pool=args.prior_pool, seed=args.seed,
+        prior_pool=args.prior_pool, seed=args.seed, prior_small_weight=args.small_weight,
+        ema_decay=args.ema or None,
     )  # fmt: skip
     taught, log = lora.train(pipe, word, latents, captions, tc, lambda step, log: None)
     after_new = generate(taught.pipe, new_prompts, 1.0)
@@ -145,6 +149,12 @@ def main() -> None:
     print("| base | " + " | ".join(f"{sb[x]:.0%}" for x in attrs) + " |")
     print("| taught | " + " | ".join(f"{sa[x]:.0%}" for x in attrs) + " |")
     print("| change (points) | " + " | ".join(f"{100 * (sa[x] - sb[x]):+.0f}" for x in attrs) + " |")
+    print("\nthe new-word pictures read as:", dict(Counter(shapes.classify(im) for im in after_new)))
+    for case, im_before, im_after in zip(old_cases, before_old, after_old, strict=True):
+        got_before, got_after = scenes.check_image(im_before), scenes.check_image(im_after)
+        lost = [a for a in scenes.ATTRIBUTES if got_before[a] == case[a] != got_after[a]]
+        if lost:  # right before teaching, wrong after
+            print(f"LOST {lost}: {case['prompt']!r} now reads {[got_after[a] for a in lost]}")
     if args.grid:
         rows = [np.concatenate(before_new[:8], 1), np.concatenate(after_new[:8], 1)]
         Image.fromarray(np.concatenate(rows, 0)).resize((8 * 128, 2 * 128), Image.Resampling.NEAREST).save(

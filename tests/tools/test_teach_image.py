@@ -6,6 +6,7 @@ Real built-in model, a handful of training steps: the checks are about plumbing 
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from pathlib import Path
 
@@ -87,7 +88,7 @@ def test_new_word_becomes_one_token_with_its_own_embedding_row(cached, taught):
 
 
 def _train_briefly(
-    cached, monkeypatch, tc: lora.TrainConfig
+    cached, monkeypatch, tc: lora.TrainConfig, on_step=None
 ) -> tuple[lora.Taught, lora.TrainLog, list[list[str]]]:
     """Train on 4 star renders with `tc`, recording the captions of every text-encoder call."""
     rng = random.Random(1)
@@ -100,7 +101,7 @@ def _train_briefly(
     )
     pipe = lora.base_copy(cached)
     latents = lora.encode_images(pipe.vae, [shapes.render(s) for s in items])
-    taught, log = lora.train(pipe, WORD, latents, captions, tc, lambda step, log: None)
+    taught, log = lora.train(pipe, WORD, latents, captions, tc, on_step or (lambda step, log: None))
     return taught, log, seen
 
 
@@ -124,8 +125,9 @@ def test_embedding_row_has_its_own_learning_rate(cached, monkeypatch):
     """Adam moves each parameter by about its learning rate per step (|m / sqrt(v)| is 1 on the first step,
     at most ~1.4 on the second with bias correction): the new row moves by ~0.1 per step, the LoRA pairs by ~1e-6."""
     tc = lora.TrainConfig(
-        rank=2, steps=2, batch_size=2, prior_pool=4, learning_rate=1e-6, embedding_learning_rate=0.1
-    )
+        rank=2, steps=2, batch_size=2, prior_pool=4, learning_rate=1e-6, embedding_learning_rate=0.1,
+        ema_decay=None,
+    )  # fmt: skip
     taught, _, _ = _train_briefly(cached, monkeypatch, tc)
     table = taught.pipe.text_encoder.get_input_embeddings().weight
     init = cached.text_encoder.get_input_embeddings().weight[
@@ -135,6 +137,59 @@ def test_embedding_row_has_its_own_learning_rate(cached, monkeypatch):
     assert 0.1 < moved <= 0.3  # two steps, at least one full step somewhere
     lora_b = [p for n, p in taught.pipe.unet.named_parameters() if "lora_B" in n]
     assert lora_b and max(p.abs().max().item() for p in lora_b) <= 3e-6  # B starts at 0
+
+
+def test_kept_weights_are_the_moving_average_of_the_trained_ones(cached, monkeypatch):
+    """With ema_decay, the LoRA pairs and the word's row at the end are the exponential moving average of the
+    weights after each step, by hand: e_1 = w_1, e_k = d_k e_(k-1) + (1 - d_k) w_k, d_k = min(decay,
+    k / (9 + k)) (diffusers' EMAModel warm-up), not the last step's weights."""
+    after_step: list[dict[str, torch.Tensor]] = []
+
+    def record(pipe):
+        table = pipe.text_encoder.get_input_embeddings().weight
+        weights = {n: p.detach().clone() for n, p in pipe.unet.named_parameters() if "lora_" in n}
+        return weights | {"row": table[-1].detach().clone()}
+
+    pipes = []  # the pipeline being trained, caught by base_copy
+    base_copy = lora.base_copy
+    monkeypatch.setattr(lora, "base_copy", lambda c: pipes.append(base_copy(c)) or pipes[-1])
+    tc = lora.TrainConfig(rank=2, steps=4, batch_size=2, prior_pool=4, learning_rate=1e-2, ema_decay=0.5)
+    taught, _, _ = _train_briefly(
+        cached, monkeypatch, tc, on_step=lambda step, log: after_step.append(record(pipes[-1]))
+    )
+    by_hand = after_step[0]
+    for k, w in enumerate(after_step[1:], start=2):
+        d = min(0.5, k / (9 + k))
+        by_hand = {n: d * by_hand[n] + (1 - d) * w[n] for n in w}
+    kept = record(taught.pipe)
+    assert kept.keys() == by_hand.keys() and len(kept) > 1
+    for n in kept:
+        torch.testing.assert_close(kept[n], by_hand[n], rtol=1e-5, atol=1e-7)
+    last = after_step[-1]
+    assert any(not torch.allclose(kept[n], last[n]) for n in kept)  # the average, not the last step
+
+
+def _all_scenes_sized(size: str):
+    sample = scenes.sample_scene
+    return lambda rng, **kw: dataclasses.replace(sample(rng, **kw), size=size)
+
+
+def test_small_old_world_scenes_weigh_prior_small_weight(cached, monkeypatch):
+    """On the first step the UNet is the base model, so against the renders' velocity the prior loss depends only
+    on the samples: with every old-world scene small it is prior_small_weight times the unweighted one, with none
+    small it is the same."""
+    first = {}
+    for size in ("small", "large"):
+        monkeypatch.setattr(scenes, "sample_scene", _all_scenes_sized(size))
+        for weight in (1.0, 3.0):
+            tc = lora.TrainConfig(
+                rank=2, steps=1, batch_size=2, prior_pool=4, prior_target="render", prior_small_weight=weight
+            )
+            _, log, _ = _train_briefly(cached, monkeypatch, tc)
+            first[size, weight] = log.prior_loss[0]
+    assert first["small", 1.0] > 1e-3
+    assert first["small", 3.0] == pytest.approx(3 * first["small", 1.0], rel=1e-5)
+    assert first["large", 3.0] == pytest.approx(first["large", 1.0], rel=1e-5)
 
 
 def test_prior_half_keeps_the_base_models_own_prediction(cached, monkeypatch):
