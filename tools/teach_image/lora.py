@@ -62,7 +62,7 @@ class TrainConfig:
     seed: int = 0
     time_budget_s: float = 110.0
     # the weights kept at the end are an exponential moving average of the trained ones (diffusers' EMAModel,
-    # warm-up min(decay, (1 + k) / (10 + k))): one run's end point wanders less with the last few batches
+    # decay min(decay, k / (9 + k)) at step k): one run's end point wanders less with the last few batches
     ema_decay: float | None = 0.99
 
 
