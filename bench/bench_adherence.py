@@ -12,6 +12,10 @@ table, read from the pixels by tools.scenes.check_image (which knows nothing of 
              script samples (new random words each time, never the same prompt);
   held_out:  tools.phrasing.eval_cases(held_out=True), 16 prompts from each phrasing family kept out of
              training entirely: whether the model learnt the words or only the sentence shapes.
+  paired:    tools.phrasing.paired_eval_cases, --per-family x 8 scenes each said twice, in a seen family and
+             a held-out one, with the same seed: seen and held-out lists draw different scenes (the seen one has
+             more small squares, the hardest case), so only this list compares the phrasings alone. Prints the
+             pairs where one phrasing was right and the other wrong, per attribute.
 Saves a grid of every output (list order) as a PNG. --model-dir scores another diffusers folder (a training
 checkpoint's export) instead of the shipped built-in model. --per-family N scores N prompts per phrasing family
 (the first 16 are the training script's own evaluation; more give a tighter figure).
@@ -52,6 +56,8 @@ def grid(images: list[np.ndarray], cols: int = 8, pad: int = 2) -> Image.Image:
 def cases_for(name: str, per_family: int = 16) -> list[dict[str, str]]:
     if name == "templates":
         return scenes.eval_cases()
+    if name == "paired":
+        return phrasing.paired_eval_cases(8 * per_family)
     return phrasing.eval_cases(held_out=name == "held_out", per_family=per_family)
 
 
@@ -65,6 +71,12 @@ def rows_for(name: str, cases: list[dict[str, str]], images: list[np.ndarray]) -
                 [cases[i] for i in held], [images[i] for i in held]
             ),
         }
+    if name == "paired":
+        rows = {}
+        for which, label in (("seen", "paired: seen phrasing"), ("held_out", "paired: held-out phrasing")):
+            idx = [i for i, c in enumerate(cases) if c["list"] == which]
+            rows[label] = scenes.score([cases[i] for i in idx], [images[i] for i in idx])
+        return rows
     label = "held-out phrasing families" if name == "held_out" else "seen phrasing families"
     rows = {label: scenes.score(cases, images)}
     for family in sorted({c["family"] for c in cases}):
@@ -73,13 +85,34 @@ def rows_for(name: str, cases: list[dict[str, str]], images: list[np.ndarray]) -
     return rows
 
 
+def paired_disagreements(
+    cases: list[dict[str, str]], images: list[np.ndarray]
+) -> dict[str, tuple[list[tuple[str, str]], list[tuple[str, str]]]]:
+    """Per attribute: the pairs (seen prompt, held-out prompt) only the seen one got right, and only the other."""
+    reads = [scenes.check_image(im) for im in images]
+    out: dict[str, tuple[list[tuple[str, str]], list[tuple[str, str]]]] = {}
+    for a in scenes.ATTRIBUTES:
+        only_seen, only_held = [], []
+        for k in range(0, len(cases), 2):  # cases come in pairs, seen first
+            seen_ok, held_ok = reads[k][a] == cases[k][a], reads[k + 1][a] == cases[k + 1][a]
+            prompts = (cases[k]["prompt"], cases[k + 1]["prompt"])
+            if seen_ok and not held_ok:
+                only_seen.append(prompts)
+            elif held_ok and not seen_ok:
+                only_held.append(prompts)
+        out[a] = (only_seen, only_held)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--guidance", type=float, default=3.0)
     ap.add_argument("--scheduler", default="default")
     ap.add_argument(
-        "--lists", default="templates,seen,held_out", help="comma-separated: templates, seen, held_out"
+        "--lists",
+        default="templates,seen,held_out",
+        help="comma-separated: templates, seen, held_out, paired",
     )
     ap.add_argument(
         "--model-dir", type=Path, default=None, help="score this diffusers folder, not the built-in"
@@ -89,8 +122,8 @@ def main() -> None:
     ap.add_argument("--per-family", type=int, default=16, help="prompts per phrasing family (seen, held_out)")
     args = ap.parse_args()
     names = args.lists.split(",")
-    if not set(names) <= {"templates", "seen", "held_out"}:
-        ap.error(f"--lists {args.lists!r}: allowed names are templates, seen, held_out")
+    if not set(names) <= {"templates", "seen", "held_out", "paired"}:
+        ap.error(f"--lists {args.lists!r}: allowed names are templates, seen, held_out, paired")
 
     tmp = tempfile.mkdtemp()
     cfg = LabConfig.create(Path(tmp) / "out", [tmp], model_dirs=[args.model_dir] if args.model_dir else None)
@@ -100,6 +133,7 @@ def main() -> None:
     rows: dict[str, dict[str, float]] = {}
     all_images: list[np.ndarray] = []
     t0, n = time.perf_counter(), 0
+    discordant: dict[str, tuple[list[tuple[str, str]], list[tuple[str, str]]]] = {}
     for name in names:
         cases = cases_for(name, args.per_family)
         images = []
@@ -110,13 +144,15 @@ def main() -> None:
                     model=model,
                     steps=args.steps,
                     guidance_scale=args.guidance,
-                    seed=i,
+                    seed=int(case["pair"]) if name == "paired" else i,  # a pair shares its seed
                     scheduler=args.scheduler,
                 ),
                 cfg,
             )
             images.append(np.asarray(Image.open(out.result.images[0].path).convert("RGB")))
         rows |= rows_for(name, cases, images)
+        if name == "paired":
+            discordant = paired_disagreements(cases, images)
         all_images += images
         n += len(cases)
     elapsed = time.perf_counter() - t0
@@ -135,6 +171,14 @@ def main() -> None:
     )
     for name, sc in rows.items():
         print(f"| {name} | " + " | ".join(f"{sc[a]:.0%}" for a in attrs) + " |")
+    if "paired" in names:
+        print("\npaired scenes, one phrasing right and the other wrong (same scene, same seed):")
+        for a in scenes.ATTRIBUTES:
+            only_seen, only_held = discordant[a]
+            print(f"  {a}: seen right only {len(only_seen)}, held-out right only {len(only_held)}")
+            for who, prompts in (("seen right", only_seen), ("held-out right", only_held)):
+                for seen_prompt, held_prompt in prompts:
+                    print(f"    {who}: {seen_prompt!r} | {held_prompt!r}")
     args.grid.parent.mkdir(parents=True, exist_ok=True)
     g = grid(all_images)
     g.resize((g.width * 2, g.height * 2), Image.Resampling.NEAREST).save(args.grid)

@@ -358,3 +358,21 @@ def eval_cases(held_out: bool, per_family: int = 16, seed: int = 4321) -> list[d
             text = phrase(dict(attrs), family, rng)
             cases.append({**attrs, "prompt": text, "family": family})
     return cases
+
+
+def paired_eval_cases(n_scenes: int = 128, seed: int = 8765) -> list[dict[str, str]]:
+    """The same scenes said twice: once in a seen family, once in a held-out one (families taken in turn).
+
+    eval_cases draws other scenes for each list, so the two lists differ in their mix too (more small squares,
+    the hardest shape, in one than the other); here only the phrasing differs within a pair. Cases come in
+    pairs, seen first: each holds the expected attributes, "prompt", "family", "list" (seen / held_out), "pair".
+    """
+    rng = random.Random(seed)
+    seen, held = sorted(TRAIN_FAMILIES), sorted(HELD_OUT_FAMILIES)
+    cases = []
+    for k in range(n_scenes):
+        attrs = scenes.sample_scene(rng, jitter=False).attributes()
+        for name, family in (("seen", seen[k % len(seen)]), ("held_out", held[k % len(held)])):
+            text = phrase(dict(attrs), family, rng)
+            cases.append({**attrs, "prompt": text, "family": family, "list": name, "pair": str(k)})
+    return cases

@@ -178,6 +178,26 @@ def test_growing_the_vocabulary_keeps_every_version_1_token_id(tmp_path):
     assert len(tok2("tiny", add_special_tokens=False).input_ids) == 1
 
 
+def test_paired_eval_cases_say_one_scene_in_a_seen_and_a_held_out_family():
+    cases = phrasing.paired_eval_cases(40)
+    assert len(cases) == 80 and cases == phrasing.paired_eval_cases(40)
+    for seen, held in zip(cases[::2], cases[1::2], strict=True):
+        assert seen["pair"] == held["pair"] and (seen["list"], held["list"]) == ("seen", "held_out")
+        assert seen["family"] in phrasing.TRAIN_FAMILIES and held["family"] in phrasing.HELD_OUT_FAMILIES
+        attrs = [a for a in (*scenes.ATTRIBUTES, "background") if a in seen]
+        assert [seen[a] for a in attrs] == [held[a] for a in attrs] and seen["prompt"] != held["prompt"]
+        for c in (seen, held):  # each prompt says its scene
+            got = read(c["prompt"])
+            assert (
+                got["shape"] == {c["shape"]}
+                and got["size"] == {c["size"]}
+                and got["position"] == c["position"]
+            )
+            assert got["colours"] == {c["colour"], c["background"]}, c
+    # the families are taken in turn: every one of both lists appears
+    assert {c["family"] for c in cases} == set(phrasing.FAMILIES)
+
+
 def test_eval_cases_are_fixed_full_and_cover_every_family():
     for held_out, families in ((False, phrasing.TRAIN_FAMILIES), (True, phrasing.HELD_OUT_FAMILIES)):
         cases = phrasing.eval_cases(held_out)
