@@ -11,6 +11,7 @@
    (shapes.shows, validated on clean renders by tests/tools/test_teach_image.py), before and after teaching;
 4. old words: the first --adherence prompts of tools.scenes.eval_cases through the base model and through the
    taught one (LoRA scale 1, same seeds), scored by tools.scenes.check_image; the drop per attribute.
+5. where the learnt word's embedding landed: its norm against the vocabulary's, its nearest real words.
 Targets (issue 13): >= 70% of the new-word prompts show the shape after teaching from 8 images in <= 2 minutes
 on 2 cores, and adherence on the old words drops by at most 3 points.
 """
@@ -137,7 +138,15 @@ def main() -> None:
         f"{args.rank}, lr {args.lr}; {'stopped by the time budget' if log.stopped_by_time else 'all steps run'}; "
         f"{args.threads} torch thread(s), load average {load:.1f} on {os.cpu_count()} cores; base generation {gen_s / (len(new_prompts) + len(old_prompts)):.2f} s/image"
     )
-    print(f"final loss {np.mean(log.loss[-10:]):.4f} (first 10 steps {np.mean(log.loss[:10]):.4f})\n")
+    print(f"final loss {np.mean(log.loss[-10:]):.4f} (first 10 steps {np.mean(log.loss[:10]):.4f})")
+    table = taught.pipe.text_encoder.get_input_embeddings().weight.detach()  # (vocab + 1, hidden)
+    row, vocab = table[taught.token_id], table[: taught.token_id]
+    cos = torch.nn.functional.cosine_similarity(vocab, row[None], dim=1)
+    near = [taught.pipe.tokenizer.convert_ids_to_tokens(int(i)) for i in cos.topk(5).indices]
+    print(
+        f"the word's embedding: norm {row.norm():.3f} (vocabulary mean {vocab.norm(dim=1).mean():.3f}), "
+        f"nearest words {near} (cosine {cos.topk(5).values.min():.2f}-{cos.max():.2f})\n"
+    )
     b = np.mean([shapes.shows(im, word) for im in before_new])
     a = np.mean([shapes.shows(im, word) for im in after_new])
     print(f"| new word ({len(new_prompts)} prompts) | before | after | VAE round trip of renders | target |")
