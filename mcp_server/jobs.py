@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, Union
@@ -31,13 +32,25 @@ from tools.jobs import JOB_STATUSES, Job, JobRecord, JobRunner, JobStatus, Progr
 WAIT_POLL_S = 0.25  # a waiting call checks for the client's cancel at least this often
 
 
+_RUNNER_LOCK = threading.Lock()
+
+
 def runner_of(mcp: MCPServer, cfg: LabConfig) -> JobRunner:
     """The server's job runner (one per server), created on first use under `<output>/jobs` (the CLI creates it
-    at start-up, so that a Ray backend that cannot run stops the server before it serves)."""
+    at start-up for Ray, so that a cluster that cannot run stops the server before it serves).
+
+    Created under a lock: two first calls at once (two clients of a fresh HTTP server) would otherwise make two
+    runners, and the second one's start-up, which clears the temporary files a kill leaves behind, deleted the
+    first one's record while it was being written (FileNotFoundError), and that job was then lost to job_status.
+    """
     runner = getattr(mcp, "_ml_lab_jobs", None)
-    if runner is None:
-        runner = make_runner(cfg.output_dir / "jobs", cfg.jobs)
-        mcp._ml_lab_jobs = runner  # type: ignore[attr-defined]
+    if runner is not None:
+        return runner
+    with _RUNNER_LOCK:
+        runner = getattr(mcp, "_ml_lab_jobs", None)
+        if runner is None:
+            runner = make_runner(cfg.output_dir / "jobs", cfg.jobs)
+            mcp._ml_lab_jobs = runner  # type: ignore[attr-defined]
     return runner
 
 

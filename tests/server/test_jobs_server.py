@@ -260,3 +260,39 @@ async def test_sigkill_mid_job_then_restart_keeps_completed_results_and_marks_th
         assert "server stopped" in lost["error"] and "run train_toy_mlp again" in lost["next_step"]
     for path in (cfg.output_dir / "jobs").rglob("*.json"):
         json.loads(path.read_text())  # nothing torn
+
+
+def test_two_first_calls_at_once_share_one_job_runner(tmp_path, monkeypatch):
+    """Two clients' first long calls on a fresh server reach runner_of from two worker threads at once. Before the
+    lock each made its own runner; the second one's start-up cleared the first one's half-written record (the
+    FileNotFoundError CI saw over HTTP) and took its place, so the first job was lost to job_status."""
+    import threading
+
+    import mcp_server.jobs as server_jobs
+
+    made: list[JobRunner] = []
+
+    def slow_make_runner(folder, settings=None):
+        time.sleep(0.2)  # a runner's start-up reads the jobs folder: the window the two threads race in
+        runner = JobRunner(folder, settings)
+        made.append(runner)
+        return runner
+
+    monkeypatch.setattr(server_jobs, "make_runner", slow_make_runner)
+    cfg = LabConfig.create(tmp_path / "out", [tmp_path])
+    mcp = build_server(cfg)
+    barrier = threading.Barrier(4)
+    got: list[JobRunner] = []
+
+    def first_call() -> None:
+        barrier.wait()
+        got.append(server_jobs.runner_of(mcp, cfg))
+
+    threads = [threading.Thread(target=first_call) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(made) == 1 and len(got) == 4
+    assert all(r is made[0] for r in got)
+    assert server_jobs.runner_of(mcp, cfg) is made[0]  # and every later call too
