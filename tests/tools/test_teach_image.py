@@ -84,7 +84,17 @@ def test_new_word_becomes_one_token_with_its_own_embedding_row(cached, taught):
     old = cached.text_encoder.get_input_embeddings().weight
     new = t.pipe.text_encoder.get_input_embeddings().weight
     assert torch.equal(new[: len(old)], old)  # only the new row trained
-    assert not torch.equal(new[t.token_id], old[cached.tokenizer.convert_tokens_to_ids(lora.INIT_WORD)])
+    assert not torch.equal(new[t.token_id], lora.init_row(cached))
+
+
+def test_new_row_starts_as_the_mean_of_the_old_shape_words(cached):
+    pipe = lora.base_copy(cached)
+    token_id = lora.add_word(pipe, WORD)
+    table = pipe.text_encoder.get_input_embeddings().weight.detach()
+    vocab = cached.tokenizer.get_vocab()
+    rows = [table[vocab[w]] for w in ("circle</w>", "square</w>", "triangle</w>")]  # each a known word
+    torch.testing.assert_close(table[token_id], (rows[0] + rows[1] + rows[2]) / 3)
+    assert torch.equal(table[: len(cached.tokenizer)], cached.text_encoder.get_input_embeddings().weight)
 
 
 def _train_briefly(
@@ -130,9 +140,7 @@ def test_embedding_row_has_its_own_learning_rate(cached, monkeypatch):
     )  # fmt: skip
     taught, _, _ = _train_briefly(cached, monkeypatch, tc)
     table = taught.pipe.text_encoder.get_input_embeddings().weight
-    init = cached.text_encoder.get_input_embeddings().weight[
-        cached.tokenizer.convert_tokens_to_ids(lora.INIT_WORD)
-    ]
+    init = lora.init_row(cached)
     moved = (table[taught.token_id] - init).abs().max().item()
     assert 0.1 < moved <= 0.3  # two steps, at least one full step somewhere
     lora_b = [p for n, p in taught.pipe.unet.named_parameters() if "lora_B" in n]
