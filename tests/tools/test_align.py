@@ -34,8 +34,10 @@ def short_sft(cfg):
 
 @pytest.fixture(scope="module")
 def sft(cfg):
-    """A real SFT stage from the shipped base (about 20 s on 2 busy cores), shared by the learning tests."""
-    return tune(cfg, method="sft", steps=150, n_eval=100, seed=0, time_budget_s=55).result
+    """A real SFT stage from the shipped base with the default 500 steps (about 20 s on 2 cores), shared by the
+    learning tests. 150 steps at a constant rate reached 24% on one machine and 7% on another (same code, same
+    torch: rounding decides when the model relearns addition after "Q: "), so the test uses the default."""
+    return tune(cfg, method="sft", n_eval=100, seed=0, time_budget_s=55).result
 
 
 # ---- refusals: each names the argument
@@ -170,7 +172,8 @@ def test_near_misses_are_wrong_non_negative_and_include_the_forgotten_carry():
 
 @pytest.mark.slow
 def test_grpo_raises_mean_reward_over_the_sft_model_with_bounded_kl(cfg, sft):
-    out = tune(cfg, method="grpo", base_run=sft.run_id, steps=15, n_eval=100, time_budget_s=55).result
+    # the default 30 batches: 15 gained 0.01 on one SFT seed and lost 0.01 on another; 30 gained 0.01-0.08 on 4
+    out = tune(cfg, method="grpo", base_run=sft.run_id, n_eval=200, time_budget_s=55).result
     assert out.after.mean_reward > out.before.mean_reward, (out.before, out.after)
     assert max(h.kl for h in out.history) < 0.5
     assert all(0.0 <= h.signal_share <= 1.0 and h.reward_max >= h.reward_mean for h in out.history)

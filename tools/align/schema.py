@@ -134,7 +134,7 @@ class FinetuneGptInput(ToolInput):
         None,
         ge=1,
         le=5000,
-        description="Optimizer steps (grpo: batches; each gets `updates_per_batch` steps). Default sft 200, dpo 100, grpo 30.",
+        description="Optimizer steps (grpo: batches; each gets `updates_per_batch` steps). Default sft 500, dpo 100, grpo 30.",
     )
     batch_size: int | None = Field(
         None,
