@@ -110,6 +110,9 @@ def check_confinement(tmp_path: Path, n_strings: int, n_fuzz: int) -> None:
     assert written, "the tools wrote nothing at all (is the harness calling them?)"
     for p in written:
         rel = p.relative_to(outputs)
+        if rel.parts[:2] == ("jobs", ".servers"):  # a server's lease: jobs/.servers/<random id>.lock
+            assert len(rel.parts) == 3 and re.fullmatch(r"[A-Za-z0-9_-]{16}\.lock", rel.parts[2]), rel
+            continue
         if rel.parts[0] == "jobs":  # the job runner's records: jobs/<random job id>/<a fixed name>
             assert len(rel.parts) == 3 and JOB_ID_RE.match(rel.parts[1]), f"{rel}: not jobs/<job id>/<file>"
             assert re.fullmatch(r"record\.json|result\.json|image\d+\.(png|jpg)", rel.parts[2]), rel

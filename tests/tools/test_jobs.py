@@ -300,6 +300,66 @@ def test_sigkill_mid_job_then_restart_lists_completed_results_and_the_running_jo
     assert JobRunner(folder, JobSettings()).get(running_id, "local").record.status == "interrupted"
 
 
+def test_a_second_server_on_the_same_folder_leaves_the_first_servers_running_job_alone(tmp_path):
+    """Claude Desktop and Cursor each start a server on the per-user default folder: the second one's start-up
+    must not mark the first one's running job interrupted, nor delete the file it is writing."""
+    folder = tmp_path / "jobs"
+    first = JobRunner(folder, JobSettings(), save_interval_s=0.02)
+    release, started = threading.Event(), threading.Event()
+    job = first.submit("t", {"k": 1}, blocking(release, started))
+    assert started.wait(5)
+    assert job.snapshot().server == first.lease.id
+    in_flight = folder / job.job_id / ".record.json.in-flight.tmp"  # as if caught between write and rename
+    in_flight.write_text("{}")
+    newborn = folder / ("job-" + "N" * 22)  # another job whose first record is still a temporary file
+    newborn.mkdir()
+    (newborn / ".record.json.x.tmp").write_text("{}")
+
+    second = JobRunner(folder, JobSettings())
+
+    assert in_flight.exists() and (newborn / ".record.json.x.tmp").exists()
+    on_disk = JobStore(folder).load_record(job.job_id)
+    assert on_disk is not None and on_disk.status == "running"
+    assert job.job_id not in {r.job_id for r in second.list("local")}  # not the second server's to report
+    release.set()
+    assert job.wait_finished(5) and first.get(job.job_id, "local").record.status == "completed"
+    assert JobStore(folder).load_record(job.job_id).status == "completed"
+    second.shutdown()
+    first.shutdown()
+
+
+def test_a_job_whose_server_is_gone_is_interrupted_by_the_next_start_up(tmp_path):
+    folder = tmp_path / "jobs"
+    first = JobRunner(folder, JobSettings())
+    release = threading.Event()
+    job = first.submit("t", {}, blocking(release))
+    time.sleep(0.1)
+    first.lease.release()  # what the kernel does when the first server's process ends, however it ends
+    assert not (folder / ".servers" / f"{first.lease.id}.lock").exists()
+    later = JobRunner(folder, JobSettings())
+    assert later.get(job.job_id, "local").record.status == "interrupted"
+    release.set()
+    first.shutdown()
+    later.shutdown()
+
+
+def test_lease_files_of_stopped_servers_are_swept_and_live_ones_kept(tmp_path):
+    folder = tmp_path / "jobs"
+    live = JobRunner(folder, JobSettings())
+    leases = folder / ".servers"
+    stale = leases / "gone-server.lock"
+    stale.write_text("12345\n")
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))  # an hour old, and nobody holds its lock
+    young = leases / "just-started.lock"
+    young.write_text("")  # a server between creating its file and locking it
+    JobRunner(folder, JobSettings())
+    assert not stale.exists() and young.exists()
+    assert (leases / f"{live.lease.id}.lock").exists() and live.lease.alive(live.lease.id) is False  # itself
+    other = JobRunner(folder, JobSettings())
+    assert other.lease.alive(live.lease.id) and not other.lease.alive("gone-server")
+    assert not other.lease.alive("../../etc/passwd")
+
+
 def test_a_corrupt_or_foreign_folder_is_skipped_not_fatal(tmp_path):
     folder = tmp_path / "jobs"
     r = JobRunner(folder, JobSettings())
@@ -341,7 +401,7 @@ def test_history_keeps_the_newest_finished_jobs_by_count(tmp_path):
     time.sleep(0.1)
     kept = {rec.job_id for rec in r.list("local")}
     assert kept == {active.job_id, *done[-3:]}  # the running job is never pruned
-    assert sorted(p.name for p in (tmp_path / "jobs").iterdir()) == sorted(kept)
+    assert sorted(p.name for p in (tmp_path / "jobs").iterdir() if p.name.startswith("job-")) == sorted(kept)
     release.set()
     active.wait_finished(5)
 
@@ -367,7 +427,7 @@ def test_history_cap_also_applies_at_start_up(tmp_path):
         r.submit("t", {}, quick(i), heavy=False).wait_finished(5)
     time.sleep(0.1)
     assert len(JobRunner(tmp_path / "jobs", JobSettings(max_history=2)).list("local")) == 2
-    assert len(list((tmp_path / "jobs").iterdir())) == 2
+    assert len(list((tmp_path / "jobs").glob("job-*"))) == 2
 
 
 def test_only_the_newest_completed_outputs_stay_in_memory_older_results_come_from_disk(tmp_path):

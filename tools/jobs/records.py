@@ -15,6 +15,12 @@ import re
 import secrets
 import shutil
 import time
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -67,6 +73,10 @@ class JobRecord(BaseModel):
     created_at: float
     started_at: float | None = None
     finished_at: float | None = None
+    server: str | None = Field(
+        None,
+        description="The lease of the server process that runs the job (see ServerLease); None: unknown.",
+    )
 
 
 @dataclass
@@ -144,22 +154,29 @@ class JobStore:
         except (OSError, ValidationError):
             return None
 
-    def load_all(self, *, clean_tmp: bool = True) -> list[JobRecord]:
+    def load_all(
+        self, *, clean_tmp: bool = True, keep: Callable[[JobRecord], bool] | None = None
+    ) -> list[JobRecord]:
         """Every readable record, oldest first. A folder without a valid record is skipped (and logged).
 
-        `clean_tmp` deletes temporary files left by a kill mid-write: only for the folder's one writer (the local
-        backend at start-up); with Ray, another process may be writing one right now.
+        `clean_tmp` deletes temporary files left by a kill mid-write, in the folders of the records `keep`
+        accepts (all, without `keep`); records it refuses are left out. A folder with no record yet is left
+        alone: it may be a job another server is creating right now (its first record is still a temporary file).
         """
         records = []
         for d in self.folder.iterdir():
             if not d.is_dir() or not JOB_ID_RE.match(d.name):
                 continue
             try:
-                records.append(JobRecord.model_validate_json((d / "record.json").read_bytes()))
+                record = JobRecord.model_validate_json((d / "record.json").read_bytes())
             except (OSError, ValidationError) as exc:
                 log.warning("skipping job folder %s: no valid record (%s)", d, type(exc).__name__)
-        for tmp in self.folder.glob("*/.*.tmp") if clean_tmp else ():  # left by a kill mid-write
-            tmp.unlink(missing_ok=True)
+                continue
+            if keep is not None and not keep(record):
+                continue
+            records.append(record)
+            for tmp in d.glob(".*.tmp") if clean_tmp else ():  # left by a kill mid-write
+                tmp.unlink(missing_ok=True)
         return sorted(records, key=lambda r: r.created_at)
 
     def size(self, job_id: str) -> int:
@@ -175,3 +192,78 @@ class JobStore:
 
 def now() -> float:
     return time.time()
+
+
+class ServerLease:
+    """This server process's claim on the jobs it runs: `<jobs>/.servers/<id>.lock`, held with an exclusive
+    `flock` for the process's life. The kernel drops the lock when the process ends, however it ends.
+
+    Two servers may share one output folder (Claude Desktop and Cursor each start one, both on the per-user
+    default). A server starting up turns the queued and running jobs it finds into `interrupted`, because a
+    stopped server cannot finish them; the lease tells it which of them another live server is still running,
+    and those it leaves alone (their records, their temporary files). Where `fcntl` does not exist (Windows)
+    every other server counts as stopped, as before leases.
+    """
+
+    DIR = ".servers"
+
+    def __init__(self, folder: Path):
+        self.dir = folder / self.DIR
+        self.id = secrets.token_urlsafe(12)
+        self._fd: int | None = None
+        if fcntl is None:
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        path = self.dir / f"{self.id}.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError:
+            os.close(fd)
+            raise
+        self._fd = fd
+        self._sweep()
+
+    def _sweep(self, min_age_s: float = 60.0) -> None:
+        """Delete the lease files of servers that stopped (nobody holds their lock) and are older than a minute
+        (a younger one may belong to a server between creating its file and locking it)."""
+        for path in self.dir.glob("*.lock"):
+            try:
+                if time.time() - path.stat().st_mtime < min_age_s:
+                    continue
+            except OSError:
+                continue
+            self.alive(path.stem)
+
+    def alive(self, server: str | None) -> bool:
+        """Whether another server process holding lease `server` is running now. Stale lease files are deleted."""
+        if (
+            fcntl is None
+            or not server
+            or server == self.id
+            or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", server)
+        ):
+            return False
+        path = self.dir / f"{server}.lock"
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except OSError:
+            return False  # no lease file: that server stopped and cleaned up
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True  # its process holds the lock
+        except OSError:
+            return False
+        else:
+            path.unlink(missing_ok=True)  # a killed server's file: nobody holds it
+            return False
+        finally:
+            os.close(fd)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            (self.dir / f"{self.id}.lock").unlink(missing_ok=True)
+            os.close(self._fd)
+            self._fd = None

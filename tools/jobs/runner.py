@@ -6,8 +6,8 @@ that are not jobs at all (tensorize_image, explain_concept) never touch the runn
 
 The tool talks to its job through `JobReporter`: progress, the partial result, and cancellation (checked at every
 progress report). Status changes are written at once; progress and partial results at most every
-`save_interval_s`. At start-up, jobs that were queued or running when the server stopped become `interrupted`,
-keeping their last partial result. Finished jobs beyond `max_history` or `max_history_mb` are deleted, oldest
+`save_interval_s`. At start-up, jobs that were queued or running when their server stopped become `interrupted`,
+keeping their last partial result; jobs of another live server on the same folder are left to it (ServerLease). Finished jobs beyond `max_history` or `max_history_mb` are deleted, oldest
 finished first.
 
 Memory: a finished job keeps its record in memory (small); its output (result and PNGs, 50 KB to MBs) stays in
@@ -40,6 +40,7 @@ from tools.jobs.records import (
     JobStatus,
     JobStore,
     Progress,
+    ServerLease,
     new_job_id,
     now,
 )
@@ -156,14 +157,27 @@ class JobRunner:
         self._heavy_running = 0
         self._with_output: deque[Job] = deque()  # completed jobs holding their output, oldest first
         self._last_collection = float("-inf")
+        self.lease = ServerLease(self.store.folder)
         self._recover()
         self._prune()
 
     # ---- start-up
 
     def _recover(self) -> None:
-        """Load the saved jobs; those that were queued or running when the server stopped become interrupted."""
-        for record in self.store.load_all():
+        """Load the saved jobs; those that were queued or running when their server stopped become interrupted.
+
+        Jobs that another live server (one sharing this output folder) is running are left to it, unread.
+        """
+        alive: dict[str | None, bool] = {}
+
+        def ours(record: JobRecord) -> bool:
+            if record.status not in ACTIVE:
+                return True
+            if record.server not in alive:
+                alive[record.server] = self.lease.alive(record.server)
+            return not alive[record.server]
+
+        for record in self.store.load_all(keep=ours):
             job = Job(record)
             if record.status in ACTIVE:
                 was = record.status
@@ -185,7 +199,13 @@ class JobRunner:
     ) -> Job:
         """Queue `fn(reporter)` as a job of `tool`; it starts at once unless heavy and all heavy slots are busy."""
         record = JobRecord(
-            job_id=new_job_id(), tool=tool, owner=owner, arguments=arguments, heavy=heavy, created_at=now()
+            job_id=new_job_id(),
+            tool=tool,
+            owner=owner,
+            arguments=arguments,
+            heavy=heavy,
+            created_at=now(),
+            server=self.lease.id,
         )
         job = Job(record, fn)
         self.store.save_record(record)
