@@ -162,6 +162,7 @@ class JobStore:
         `clean_tmp` deletes temporary files left by a kill mid-write, in the folders of the records `keep`
         accepts (all, without `keep`); records it refuses are left out. A folder with no record yet is left
         alone: it may be a job another server is creating right now (its first record is still a temporary file).
+        Ray replicas pass clean_tmp=False: a task in another process may be writing one in any folder.
         """
         records = []
         for d in self.folder.iterdir():
