@@ -7,8 +7,8 @@ that are not jobs at all (tensorize_image, explain_concept) never touch the runn
 The tool talks to its job through `JobReporter`: progress, the partial result, and cancellation (checked at every
 progress report). Status changes are written at once; progress and partial results at most every
 `save_interval_s`. At start-up, jobs that were queued or running when their server stopped become `interrupted`,
-keeping their last partial result; jobs of another live server on the same folder are left to it (ServerLease). Finished jobs beyond `max_history` or `max_history_mb` are deleted, oldest
-finished first.
+keeping their last partial result; jobs of another live server on the same folder are left to it (ServerLease).
+Finished jobs beyond `max_history` or `max_history_mb` are deleted, oldest finished first.
 
 Memory: a finished job keeps its record in memory (small); its output (result and PNGs, 50 KB to MBs) stays in
 memory only for the `KEEP_OUTPUTS` most recent completed jobs, for the call that waits on it. Older results are
