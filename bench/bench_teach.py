@@ -1,11 +1,12 @@
 """Benchmark: teach the built-in model a shape it never saw, then check the new word and the old ones.
 
     python bench/bench_teach.py [--shape star|heart] [--sizes large] [--images 8] [--new 48] [--adherence 64]
-        [--seed 0] [--threads 1]   (training settings default to the tool's; --lr, --embed-lr, --rank, --steps,
+        [--seed 0] [--threads 1] [--augment 8] [--captions drawn|read]   (training settings default to the tool's; --lr, --embed-lr, --rank, --steps,
         --prior-weight, --prior-pool, --prior-target, --small-weight, --ema, --batch try others)
 
 1. renders --images pictures of the new shape (tools/teach_image/shapes.py: varied colours, sizes, corners);
-2. teaches the word with tools/teach_image/lora.py (the code teach_image_model runs), timed;
+2. teaches the word with tools/teach_image/lora.py (the code teach_image_model runs), timed, with --augment
+   re-coloured, moved copies of each picture (tools/teach_image/augment.py) as the tool makes them;
 3. new word: --new prompts "a <size> <colour> <word> in the <position> on a <background> background" with
    colours/positions the training pictures may not have had; the share whose pixels show the new shape
    (shapes.shows, validated on clean renders by tests/tools/test_teach_image.py), before and after teaching;
@@ -33,8 +34,8 @@ from PIL import Image
 from tools import diffusion_models as dm
 from tools import scenes
 from tools.config import LabConfig
-from tools.teach_image import lora, shapes
-from tools.teach_image.schema import DEFAULT_TEMPLATE
+from tools.teach_image import augment, lora, shapes
+from tools.teach_image.schema import DEFAULT_TEMPLATE, TeachImageInput
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,6 +83,19 @@ def main() -> None:
     ap.add_argument("--prior-target", choices=["base", "render"], default=lora.TrainConfig.prior_target)
     ap.add_argument("--prior-pool", type=int, default=lora.TrainConfig.prior_pool)
     ap.add_argument("--batch", type=int, default=lora.TrainConfig.batch_size)
+    ap.add_argument(
+        "--augment",
+        type=int,
+        default=TeachImageInput.model_fields["augment"].default,
+        help="re-coloured, moved copies per picture (teach_image_model's `augment`; 0: none)",
+    )
+    ap.add_argument(
+        "--captions",
+        choices=["drawn", "read"],
+        default="drawn",
+        help="the pictures' captions: the attributes they were drawn with, or read back by the pixel checker "
+        "(what teach_image_model's template does; it reads some large stars as medium)",
+    )
     ap.add_argument("--threads", type=int, default=2, help="torch threads (1 on oversubscribed cores)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -95,7 +109,10 @@ def main() -> None:
         dataclasses.replace(shapes.sample_scene(rng, args.shape), size=sizes[i % len(sizes)])
         for i in range(args.images)
     ]
-    captions = [DEFAULT_TEMPLATE.format(word=word, **s.attributes()) for s in train_scenes]
+    pictures = [shapes.render(s) for s in train_scenes]
+    drawn = [s.attributes() for s in train_scenes]
+    attributes = drawn if args.captions == "drawn" else [scenes.check_image(im) for im in pictures]
+    captions = [DEFAULT_TEMPLATE.format(word=word, **a) for a in attributes]
     eval_rng = random.Random(1234)
     new_prompts, new_scenes = [], []
     for i in range(args.new):
@@ -119,7 +136,11 @@ def main() -> None:
     before_old = generate(base, old_prompts, 1.0)
     gen_s = time.perf_counter() - t0
     pipe = lora.base_copy(cached)
-    latents = lora.encode_images(pipe.vae, [shapes.render(s) for s in train_scenes])
+    copies, copy_captions, _ = augment.expand(
+        pictures, attributes, DEFAULT_TEMPLATE, word, args.augment,
+        random.Random(args.seed),
+    )  # fmt: skip
+    latents = lora.encode_images(pipe.vae, pictures + copies)
     tc = lora.TrainConfig(
         rank=args.rank, steps=args.steps, learning_rate=args.lr, time_budget_s=args.budget,
         prior_weight=args.prior_weight, batch_size=args.batch, embedding_learning_rate=args.embed_lr,
@@ -127,13 +148,13 @@ def main() -> None:
         prior_pool=args.prior_pool, seed=args.seed, prior_small_weight=args.small_weight,
         ema_decay=args.ema or None,
     )  # fmt: skip
-    taught, log = lora.train(pipe, word, latents, captions, tc, lambda step, log: None)
+    taught, log = lora.train(pipe, word, latents, captions + copy_captions, tc, lambda step, log: None)
     after_new = generate(taught.pipe, new_prompts, 1.0)
     after_old = generate(taught.pipe, old_prompts, 1.0)
 
     load = os.getloadavg()[0]
     print(
-        f"taught {word!r} from {args.images} images: {len(log.steps)} steps (batch {tc.batch_size} + "
+        f"taught {word!r} from {args.images} images + {len(copies)} re-coloured, moved copies (captions {args.captions}): {len(log.steps)} steps (batch {tc.batch_size} + "
         f"{tc.batch_size} prior) in {log.seconds:.1f} s ({log.seconds / len(log.steps):.2f} s/step), rank "
         f"{args.rank}, lr {args.lr}; {'stopped by the time budget' if log.stopped_by_time else 'all steps run'}; "
         f"{args.threads} torch thread(s), load average {load:.1f} on {os.cpu_count()} cores; base generation {gen_s / (len(new_prompts) + len(old_prompts)):.2f} s/image"

@@ -15,7 +15,8 @@ does: the word becomes a new token with its own trained embedding row, and a LoR
 attention projection of the UNet (to_q, to_k, to_v, to_out.0) learns the look; the rest stays frozen. Half of each
 batch is the model's old scenes (prior preservation) so the old words keep working. Captions come from a template
 filled in from each picture's pixels ('a {size} {colour} {word} in the {position} on a {background} background')
-or are given. Returns a before/after grid at several LoRA scales, the loss curve, and the adapter's size against
+or are given; with the template, each flat-coloured picture also trains as 8 re-coloured, moved copies (augment) so
+the word learns the outline, not the pictures' colours and places. Returns a before/after grid at several LoRA scales, the loss curve, and the adapter's size against
 its rank (r x sum of in + out). The adapter is saved in diffusers' format (pipe.load_lora_weights +
 load_textual_inversion), listed at mllab://image-loras; draw with it: generate_image(lora=<lora_id>, lora_scale=1).
 Takes about 2 minutes on 2 free cores: run it as a job."""

@@ -241,6 +241,25 @@ def _nearest_colour(rgb: np.ndarray, exclude: str | None = None) -> str:
     return names[int(np.argmin(((table - rgb) ** 2).sum(axis=1)))]
 
 
+def background_rgb(px: np.ndarray) -> np.ndarray:
+    """(3,) the background colour of (64, 64, 3) float pixels: the median of the 2-pixel border."""
+    border = np.concatenate(
+        [px[:2].reshape(-1, 3), px[-2:].reshape(-1, 3), px[:, :2].reshape(-1, 3), px[:, -2:].reshape(-1, 3)]
+    )
+    return np.median(border, axis=0)
+
+
+def foreground_rgb(px: np.ndarray, bg_rgb: np.ndarray) -> np.ndarray | None:
+    """(3,) the colour of the one thing on the background (None when under 8 pixels are far from it): the median
+    of its core, since blurred edges blend into the background and would pull the colour towards it."""
+    d_bg = np.sqrt(((px - bg_rgb) ** 2).sum(-1))
+    candidates = d_bg > 60
+    if candidates.sum() < 8:
+        return None
+    core = d_bg >= max(60.0, 0.7 * float(np.percentile(d_bg[candidates], 90)))
+    return np.median(px[core], axis=0)
+
+
 def check_image(image: np.ndarray | Image.Image) -> dict[str, str | None]:
     """Read the attributes back from the pixels of a 64x64 scene (larger images are resized first).
 
@@ -254,21 +273,15 @@ def check_image(image: np.ndarray | Image.Image) -> dict[str, str | None]:
     if image.shape[:2] != (IMAGE_SIZE, IMAGE_SIZE):
         image = np.asarray(Image.fromarray(image).resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BOX))
     px = image.astype(np.float32)
-    border = np.concatenate(
-        [px[:2].reshape(-1, 3), px[-2:].reshape(-1, 3), px[:, :2].reshape(-1, 3), px[:, -2:].reshape(-1, 3)]
-    )
-    bg_rgb = np.median(border, axis=0)
+    bg_rgb = background_rgb(px)
     out: dict[str, str | None] = {"background": _nearest_colour(bg_rgb)}
     out.update(colour=None, shape=None, position=None, size=None)
 
-    d_bg = np.sqrt(((px - bg_rgb) ** 2).sum(-1))
-    candidates = d_bg > 60
-    if candidates.sum() < 8:
+    fg_rgb = foreground_rgb(px, bg_rgb)
+    if fg_rgb is None:
         return out
-    # the shape's core: blurred edges blend into the background and would pull the colour towards it
-    core = d_bg >= max(60.0, 0.7 * float(np.percentile(d_bg[candidates], 90)))
-    fg_rgb = np.median(px[core], axis=0)
     out["colour"] = _nearest_colour(fg_rgb, exclude=out["background"])
+    d_bg = np.sqrt(((px - bg_rgb) ** 2).sum(-1))
     d_fg = np.sqrt(((px - fg_rgb) ** 2).sum(-1))
     # soft coverage of each pixel by the shape: anti-aliased and blurry edges count in part
     alpha = np.clip(d_bg / (d_bg + d_fg + 1e-6), 0, 1)

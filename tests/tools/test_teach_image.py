@@ -285,6 +285,7 @@ def test_teach_image_model_saves_lists_and_generate_image_uses_it(cfg: LabConfig
     out = teach_run(args, cfg, NullReporter())
     r = out.result
     assert r.steps_run == 2 and len(r.curve.loss) == 2
+    assert r.augmented == 4 * 8 and r.not_flat == []  # 8 re-coloured, moved copies of each flat picture
     folder = Path(r.adapter_path)
     assert r.adapter_bytes == (folder / lora.LORA_FILE).stat().st_size
     assert r.lora_parameters == r.rank * r.size_by_rank[0].parameters  # size_by_rank starts at r = 1

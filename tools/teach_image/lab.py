@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import random
 from contextlib import contextmanager
 
 import numpy as np
@@ -17,7 +18,7 @@ from tools.config import LabConfig
 from tools.generate.schema import BUILTIN_GUIDANCE, SavedImage
 from tools.images import decode, figure_to_png, open_image_input, save_png, to_inline_png
 from tools.paths import output_uri
-from tools.teach_image import lora, picture, store
+from tools.teach_image import augment, lora, picture, store
 from tools.teach_image.schema import (
     DEFAULT_TEMPLATE,
     LossCurve,
@@ -74,6 +75,29 @@ def captions_for(args: TeachImageInput, images: list[np.ndarray]) -> list[str]:
     return out
 
 
+def copies_for(
+    args: TeachImageInput, images: list[np.ndarray]
+) -> tuple[list[np.ndarray], list[str], list[int]]:
+    """args.augment re-coloured, moved copies of each flat picture with their captions (template captions only:
+    a caption written by hand cannot be re-coloured), and the indices of the pictures that are not flat."""
+    if args.captions is not None or args.augment == 0:
+        return [], [], []
+    template = args.template or DEFAULT_TEMPLATE
+    rng = random.Random(args.seed)
+    pictures: list[np.ndarray] = []
+    texts: list[str] = []
+    not_flat = []
+    for i, im in enumerate(images):
+        more, captions, skipped = augment.expand(
+            [im], [scenes.check_image(im)], template, args.word, args.augment, rng
+        )
+        pictures += more
+        texts += captions
+        if skipped:
+            not_flat.append(i)
+    return pictures, texts, not_flat
+
+
 @contextmanager
 def cancellable(pipe, reporter: Reporter):
     """Check for cancellation before each UNet and VAE-encoder block, forward and backward: a training step takes
@@ -124,6 +148,7 @@ def teach(args: TeachImageInput, cfg: LabConfig, reporter: Reporter) -> ToolOutp
         raise InvalidArgument("time_budget_s", budget, f"at most {cap:g} (server limit max_time_budget_s)")
     images = load_images(args, cfg)
     captions = captions_for(args, images)
+    copies, copy_captions, not_flat = copies_for(args, images)
     prompts = args.grid_prompts or [
         DEFAULT_TEMPLATE.format(word=args.word, size=s, colour=c, position=p, background=b)
         for s, c, p, b in GRID_SCENES
@@ -138,7 +163,7 @@ def teach(args: TeachImageInput, cfg: LabConfig, reporter: Reporter) -> ToolOutp
 
     # 3. teach: new token + embedding row, LoRA on the attention projections, the training loop
     with cancellable(pipe, reporter):
-        latents = lora.encode_images(pipe.vae, images)  # (N, 4, 16, 16)
+        latents = lora.encode_images(pipe.vae, images + copies)  # (N + copies, 4, 16, 16)
     tc = lora.TrainConfig(
         rank=args.rank, steps=args.steps, learning_rate=args.learning_rate, prior_weight=args.prior_weight,
         embedding_learning_rate=args.embedding_learning_rate,
@@ -151,7 +176,7 @@ def teach(args: TeachImageInput, cfg: LabConfig, reporter: Reporter) -> ToolOutp
             report_partial(reporter, {"steps": log.steps, "loss": log.loss, "prior_loss": log.prior_loss})
 
     with cancellable(pipe, reporter):
-        taught, log = lora.train(pipe, args.word, latents, captions, tc, on_step)
+        taught, log = lora.train(pipe, args.word, latents, captions + copy_captions, tc, on_step)
 
     # 4. save in diffusers' formats; sizes
     folder = store.new_dir(cfg)
@@ -187,6 +212,8 @@ def teach(args: TeachImageInput, cfg: LabConfig, reporter: Reporter) -> ToolOutp
         token_id=token_id,
         tokens_before=tokens_before,
         captions=captions,
+        augmented=len(copies),
+        not_flat=not_flat,
         rank=args.rank,
         lora_layers=layers,
         lora_parameters=lora_parameters,
@@ -216,9 +243,12 @@ def teach(args: TeachImageInput, cfg: LabConfig, reporter: Reporter) -> ToolOutp
         folder, {"word": args.word, "base_model": info.path, "arguments": args.model_dump(mode="json"),
                  "result": result.model_dump(mode="json")}
     )  # fmt: skip
+    copies_note = f" (+ {len(copies)} re-coloured, moved copies)" if copies else ""
+    if not_flat:
+        copies_note += f" (images {not_flat} are not one flat colour on another: no copies of them)"
     summary = (
         f"Taught {args.word!r} (new token id {token_id}; before it was split into {' '.join(tokens_before)}) "
-        f"from {len(images)} images: {result.steps_run} steps in {result.train_seconds:.0f} s, final loss "
+        f"from {len(images)} images{copies_note}: {result.steps_run} steps in {result.train_seconds:.0f} s, final loss "
         f"{np.mean(log.loss[-10:]):.4f} (first steps {np.mean(log.loss[:10]):.4f}). LoRA rank {args.rank} on "
         f"{layers} attention projections: {lora_parameters} parameters ({result.adapter_bytes} bytes) vs "
         f"{result.unet_parameters} in the frozen UNet, plus {result.embedding_parameters} for the word. "

@@ -42,6 +42,14 @@ class TeachImageInput(ToolInput):
         description="Caption template filled in per image from its pixels: {word}, {colour}, {background}, "
         "{position}, {size} (read back by the project's pixel checker). Default: '" + DEFAULT_TEMPLATE + "'.",
     )
+    augment: int = Field(
+        8,
+        ge=0,
+        le=32,
+        description="Re-coloured, moved copies of each flat-coloured picture trained alongside it (colours and "
+        "places re-drawn from the picture's own outline, captioned by the template), so the word learns the "
+        "outline and not the pictures' colours and places. Only with template captions; 0 = none.",
+    )
     rank: int = Field(4, ge=1, le=64, description="LoRA rank r: parameters = r x (in + out) per layer.")
     steps: int = Field(800, ge=1, le=5000, description="Optimizer steps (stopped earlier by time_budget_s).")
     learning_rate: float = Field(
@@ -156,6 +164,10 @@ class TeachImageResult(BaseModel):
     token_id: int = Field(description="Its new token id in the tokenizer (the vocabulary grew by one).")
     tokens_before: list[str] = Field(description="How the tokenizer split the word before teaching.")
     captions: list[str] = Field(description="The caption each image was trained with.")
+    augmented: int = Field(description="Re-coloured, moved copies of the pictures trained alongside them.")
+    not_flat: list[int] = Field(
+        description="Indices of pictures that are not one flat colour on another, so got no copies."
+    )
     rank: int = Field(description="LoRA rank.")
     lora_layers: int = Field(
         description="Linear layers wrapped: every to_q, to_k, to_v, to_out.0 of the UNet."

@@ -109,16 +109,11 @@ def coverage(image: np.ndarray | Image.Image) -> np.ndarray | None:
     if image.shape[:2] != (scenes.IMAGE_SIZE, scenes.IMAGE_SIZE):
         image = np.asarray(Image.fromarray(image).resize((64, 64), Image.Resampling.BOX))
     px = image.astype(np.float32)
-    border = np.concatenate(
-        [px[:2].reshape(-1, 3), px[-2:].reshape(-1, 3), px[:, :2].reshape(-1, 3), px[:, -2:].reshape(-1, 3)]
-    )
-    bg = np.median(border, axis=0)
-    d_bg = np.sqrt(((px - bg) ** 2).sum(-1))
-    candidates = d_bg > 60
-    if candidates.sum() < 8:
+    bg = scenes.background_rgb(px)
+    fg = scenes.foreground_rgb(px, bg)
+    if fg is None:
         return None
-    core = d_bg >= max(60.0, 0.7 * float(np.percentile(d_bg[candidates], 90)))
-    fg = np.median(px[core], axis=0)
+    d_bg = np.sqrt(((px - bg) ** 2).sum(-1))
     d_fg = np.sqrt(((px - fg) ** 2).sum(-1))
     alpha = np.clip(d_bg / (d_bg + d_fg + 1e-6), 0, 1)
     alpha[d_fg >= d_bg] = 0
