@@ -1,10 +1,10 @@
-"""Make the teach_image_model pictures in docs/images (inputs, before/after grid, loss plot) with the tool itself.
+"""Make the teach_image_model pictures in docs/images (inputs, their copies, before/after grid, loss plot) with the tool itself.
 
     python bench/teach_docs_images.py [--threads 1]
 
 Renders the 8 large stars bench/bench_teach.py trains on (tools/teach_image/shapes.py, seed 7), runs
-teach_image_model with its defaults on them and their true captions (as the bench), and copies the tool's grid
-and loss plot next to the inputs strip.
+teach_image_model with all its defaults on them (captions read from the pixels, 8 re-coloured, moved copies of
+each), and copies the tool's grid and loss plot next to the inputs strip.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from tools.common import NullReporter
 from tools.config import LabConfig
 from tools.teach_image import TeachImageInput, shapes
 from tools.teach_image import run as teach_run
-from tools.teach_image.schema import DEFAULT_TEMPLATE
+from tools.teach_image.lab import copies_for
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT / "docs" / "images"
@@ -41,9 +41,6 @@ def main() -> None:
     rng = random.Random(7)
     items = [dataclasses.replace(shapes.sample_scene(rng, "star"), size="large") for _ in range(8)]
     renders = [shapes.render(s) for s in items]
-    # the captions bench_teach uses (the renders' own attributes): the pixel checker's size reading, made for
-    # circles, squares and triangles, calls half of these large stars medium (thin points add little extent)
-    captions = [DEFAULT_TEMPLATE.format(word="star", **s.attributes()) for s in items]
     files = []
     for i, im in enumerate(renders):
         files.append(str(work / "in" / f"star{i + 1}.png"))
@@ -52,11 +49,22 @@ def main() -> None:
     strip.resize((strip.width * 2, strip.height * 2), Image.Resampling.NEAREST).save(
         IMAGES / "teach_image_model_inputs.png"
     )
+    # all defaults, as a user calls it: captions from the template, read from each picture's pixels, and 8
+    # re-coloured, moved copies of each picture; the copies of the first two pictures, as the tool makes them
+    call = TeachImageInput(word="star", images=files)
+    copies, _, _ = copies_for(call, renders)
+    strip = Image.fromarray(
+        np.concatenate([np.concatenate(copies[:8], 1), np.concatenate(copies[8:16], 1)], 0)
+    )
+    strip.resize((strip.width * 2, strip.height * 2), Image.Resampling.NEAREST).save(
+        IMAGES / "teach_image_model_copies.png"
+    )
     cfg = LabConfig.create(work / "out", [str(work / "in")])
     t0 = time.perf_counter()
-    out = teach_run(TeachImageInput(word="star", images=files, captions=captions), cfg, NullReporter())
+    out = teach_run(call, cfg, NullReporter())
     r = out.result  # type: ignore[assignment]
     print(f"{r.steps_run} steps in {time.perf_counter() - t0:.0f} s (whole call); grid {r.grid.path}")
+    print(f"captions: {r.captions}; {r.augmented} copies")
     shutil.copy(r.grid.path, IMAGES / "teach_image_model_star.png")
     shutil.copy(r.loss_plot.path, IMAGES / "teach_image_model_loss.png")
 
