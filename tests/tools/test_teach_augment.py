@@ -101,6 +101,11 @@ def test_copies_follow_the_template_and_the_argument(tmp_path: Path):
     assert all(
         c == f"{scenes.check_image(x)['colour']} star" for x, c in zip(templated, captions, strict=True)
     )
+    for k, copy in enumerate(templated):  # only what the template names varies: place and background stay
+        seen, own = scenes.check_image(copy), scenes.check_image(images[k // 2])
+        assert (seen["position"], seen["background"]) == (own["position"], own["background"])
+    unnamed = TeachImageInput(word="star", images=files, template="a photo of a {word}")
+    assert copies_for(unnamed, images) == ([], [], [])  # nothing named to vary: the pictures as they are
     assert copies_for(TeachImageInput(word="star", images=files, augment=0), images) == ([], [], [])
     hand_written = TeachImageInput(word="star", images=files, captions=["a star"] * 4)
     assert copies_for(hand_written, images) == ([], [], [])  # a caption written by hand cannot be re-coloured

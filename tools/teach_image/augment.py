@@ -12,12 +12,14 @@ outline, its size and its edges stay exactly the user's. What kohya_ss calls col
 for flat pictures; a picture that is not flat (a photo, a gradient) is left as it is (`unmix` returns None).
 Mirroring is not done: a shape that is not left-right symmetric would learn its mirror image too.
 
-numpy only; the variants are captioned by the same pixel checker as the user's own pictures (teach_image.lab).
+numpy only. Each variant is captioned by the user's template, with its new colour, background and place and the
+picture's other attributes as the pixel checker read them (teach_image.lab); only what the template names varies.
 """
 
 from __future__ import annotations
 
 import random
+import string
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,10 +73,16 @@ def _tinted(name: str, a: int, rng: random.Random) -> np.ndarray:
     return np.array(scenes._clip(scenes.COLOURS[name], tint), dtype=np.float64)
 
 
-def variants(u: Unmixed, n: int, rng: random.Random) -> list[tuple[np.ndarray, dict[str, str]]]:
+VARIED = ("colour", "background", "position")
+
+
+def variants(
+    u: Unmixed, n: int, rng: random.Random, vary: tuple[str, ...] = VARIED
+) -> list[tuple[np.ndarray, dict[str, str]]]:
     """`n` re-draws of the unmixed picture: each with a random named colour on another random named background
     (small tints, as tools.scenes draws them) and moved so that its box is centred on a random named position
-    (+-2 pixels), never off the picture. Each as ((64, 64, 3) uint8, its colour, background and position)."""
+    (+-2 pixels), never off the picture; what is not in `vary` stays the picture's own. Each as ((64, 64, 3)
+    uint8, the attributes in `vary` it now has)."""
     rows = np.nonzero(u.alpha.max(axis=1) > 0.5)[0]
     cols = np.nonzero(u.alpha.max(axis=0) > 0.5)[0]
     if len(rows) == 0:
@@ -83,20 +91,24 @@ def variants(u: Unmixed, n: int, rng: random.Random) -> list[tuple[np.ndarray, d
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     side = scenes.IMAGE_SIZE
     out = []
+    # a colour kept is never drawn over by the other: a white star stays off white backgrounds
+    own_bg = None if "background" in vary else scenes._nearest_colour(u.background)
+    own_fg = None if "colour" in vary else scenes._nearest_colour(u.foreground, exclude=own_bg)
     for _ in range(n):
-        colour = rng.choice(list(scenes.COLOURS))
-        background = rng.choice([c for c in scenes.COLOURS if c != colour])
+        colour = rng.choice([c for c in scenes.COLOURS if c != own_bg])
+        background = rng.choice([c for c in scenes.COLOURS if c not in (colour, own_fg)])
         position = rng.choice(list(scenes.POSITIONS))
         px, py = scenes.POSITIONS[position]
         dx = round(px + rng.uniform(-2, 2) - cx)
         dy = round(py + rng.uniform(-2, 2) - cy)
         dx = min(max(dx, 1 - x0), side - 1 - x1)  # keep a pixel of background on every side
         dy = min(max(dy, 1 - y0), side - 1 - y1)
-        alpha = _shift(u.alpha, dx, dy)[..., None]
-        fg = _tinted(colour, 12, rng)
-        bg = _tinted(background, 8, rng)
+        fg = _tinted(colour, 12, rng) if "colour" in vary else u.foreground
+        bg = _tinted(background, 8, rng) if "background" in vary else u.background
+        alpha = _shift(u.alpha, dx, dy)[..., None] if "position" in vary else u.alpha[..., None]
         picture = np.clip(np.round(bg + alpha * (fg - bg)), 0, 255).astype(np.uint8)
-        out.append((picture, {"colour": colour, "background": background, "position": position}))
+        attrs = {"colour": colour, "background": background, "position": position}
+        out.append((picture, {k: v for k, v in attrs.items() if k in vary}))
     return out
 
 
@@ -109,8 +121,14 @@ def expand(
     rng: random.Random,
 ) -> tuple[list[np.ndarray], list[str], int]:
     """`n` variants of each flat picture, captioned by `template` with the variant's colour, background and
-    position and the picture's other `attributes` (its size as read or drawn). (variants, their captions, how
-    many of `images` were not flat and got none)."""
+    position and the picture's other `attributes` (its size as read or drawn). Only what the template names is
+    varied: a template without {colour} keeps each picture's colours (the word may then mean a red thing), one
+    naming none of the three makes no copies. (variants, their captions, how many of `images` were not flat and
+    got none)."""
+    named = {f[1] for f in string.Formatter().parse(template) if f[1] is not None}
+    vary = tuple(k for k in VARIED if k in named)
+    if not vary:
+        return [], [], 0
     pictures: list[np.ndarray] = []
     captions: list[str] = []
     skipped = 0
@@ -119,7 +137,7 @@ def expand(
         if u is None or n == 0:
             skipped += u is None
             continue
-        for picture, moved in variants(u, n, rng):
+        for picture, moved in variants(u, n, rng, vary):
             pictures.append(picture)
             captions.append(template.format(word=word, **{**attrs, **moved}))
     return pictures, captions, skipped

@@ -46,9 +46,10 @@ class TeachImageInput(ToolInput):
         8,
         ge=0,
         le=32,
-        description="Re-coloured, moved copies of each flat-coloured picture trained alongside it (colours and "
-        "places re-drawn from the picture's own outline, captioned by the template), so the word learns the "
-        "outline and not the pictures' colours and places. Only with template captions; 0 = none.",
+        description="Re-coloured, moved copies of each flat-coloured picture trained alongside it (the picture's "
+        "own outline re-drawn in other colours and places, captioned by the template), so the word learns the "
+        "outline and not the pictures' colours and places. Only with template captions, and only what the "
+        "template names ({colour}, {background}, {position}) varies; 0 = none.",
     )
     rank: int = Field(4, ge=1, le=64, description="LoRA rank r: parameters = r x (in + out) per layer.")
     steps: int = Field(800, ge=1, le=5000, description="Optimizer steps (stopped earlier by time_budget_s).")
