@@ -3,7 +3,7 @@
 Eight pictures of a star show eight colours on eight backgrounds in four or five places; taught from them alone,
 the word also learns those colours and places. Measured (bench/bench_teach.py, stars, seed 9, 96 prompts): with no
 training picture in the top left, 39% of "a ... star in the top left ..." prompts drew a star, against 88-94% in
-the bottom corners the pictures had three of.
+the bottom corners, where four of the eight pictures were.
 
 A picture made of one flat colour on another is `bg + alpha * (fg - bg)` per pixel, with `alpha` the shape's
 coverage (its anti-aliased edges in between). `unmix` finds bg, fg and alpha; `variants` re-draws the same alpha
