@@ -44,7 +44,7 @@ def test_a_picture_that_is_not_flat_gets_no_copies():
     for picture in (gradient, noise, flat):
         assert augment.unmix(picture.astype(np.uint8)) is None
     star = shapes.render(shapes.sample_scene(random.Random(1), "star"))
-    copies, captions, skipped = augment.expand(
+    copies, captions, not_flat = augment.expand(
         [noise.astype(np.uint8), star],
         [{"size": "large"}] * 2,
         "a {colour} {word}",
@@ -52,7 +52,7 @@ def test_a_picture_that_is_not_flat_gets_no_copies():
         3,
         random.Random(0),
     )
-    assert (len(copies), len(captions), skipped) == (3, 3, 1)
+    assert (len(copies), len(captions), not_flat) == (3, 3, [0])
 
 
 def test_copies_keep_the_outline_and_read_back_as_their_captions():

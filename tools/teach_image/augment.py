@@ -119,25 +119,25 @@ def expand(
     word: str,
     n: int,
     rng: random.Random,
-) -> tuple[list[np.ndarray], list[str], int]:
+) -> tuple[list[np.ndarray], list[str], list[int]]:
     """`n` variants of each flat picture, captioned by `template` with the variant's colour, background and
     position and the picture's other `attributes` (its size as read or drawn). Only what the template names is
     varied: a template without {colour} keeps each picture's colours (the word may then mean a red thing), one
-    naming none of the three makes no copies. (variants, their captions, how many of `images` were not flat and
-    got none)."""
+    naming none of the three makes no copies. (variants, their captions, the indices of the `images` that are not
+    flat and got none)."""
     named = {f[1] for f in string.Formatter().parse(template) if f[1] is not None}
     vary = tuple(k for k in VARIED if k in named)
-    if not vary:
-        return [], [], 0
+    if not vary or n == 0:
+        return [], [], []
     pictures: list[np.ndarray] = []
     captions: list[str] = []
-    skipped = 0
-    for image, attrs in zip(images, attributes, strict=True):
+    not_flat = []
+    for i, (image, attrs) in enumerate(zip(images, attributes, strict=True)):
         u = unmix(image)
-        if u is None or n == 0:
-            skipped += u is None
+        if u is None:
+            not_flat.append(i)
             continue
         for picture, moved in variants(u, n, rng, vary):
             pictures.append(picture)
             captions.append(template.format(word=word, **{**attrs, **moved}))
-    return pictures, captions, skipped
+    return pictures, captions, not_flat

@@ -83,19 +83,8 @@ def copies_for(
     if args.captions is not None or args.augment == 0:
         return [], [], []
     template = args.template or DEFAULT_TEMPLATE
-    rng = random.Random(args.seed)
-    pictures: list[np.ndarray] = []
-    texts: list[str] = []
-    not_flat = []
-    for i, im in enumerate(images):
-        more, captions, skipped = augment.expand(
-            [im], [scenes.check_image(im)], template, args.word, args.augment, rng
-        )
-        pictures += more
-        texts += captions
-        if skipped:
-            not_flat.append(i)
-    return pictures, texts, not_flat
+    attributes = [scenes.check_image(im) for im in images]
+    return augment.expand(images, attributes, template, args.word, args.augment, random.Random(args.seed))
 
 
 @contextmanager
